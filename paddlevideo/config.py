@@ -1,0 +1,264 @@
+"""YAML configs in the legacy PaddleVideo layout, validated.
+
+A config has the sections MODEL, TRAIN, VALID, TEST and INFER.  MODEL holds what defines the
+network (name, num_classes, seg_num, seglen, ...); the mode sections hold reader and optimiser
+settings and may override any MODEL key for that mode (e.g. ``TEST.seg_num: 25``).
+
+``load_config(path, overrides=["TRAIN.batch_size=4"])`` returns a :class:`Config`;
+``cfg.mode("train")`` gives the flat view a reader or the trainer uses: MODEL keys, overridden
+by the TRAIN section.  Unknown sections or keys and wrongly typed values raise a
+:class:`~paddlevideo.errors.UserError` naming the key, the file and the closest valid key.
+"""
+import copy
+import difflib
+import os
+
+import yaml
+
+from .errors import UserError
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+MODES = ("train", "valid", "test", "infer")
+SECTIONS = ("MODEL", "TRAIN", "VALID", "TEST", "INFER")
+
+# key -> (type, default).  Types: int, float, bool, str, "floats" (list of float),
+# "ints" (list of int), "str?" (string or null).
+MODEL_KEYS = {
+    "name": (str, None),
+    "format": (str, "mp4"),
+    "num_classes": (int, 400),
+    "seg_num": (int, 8),
+    "seglen": (int, 1),
+    "image_mean": ("floats", [0.485, 0.456, 0.406]),
+    "image_std": ("floats", [0.229, 0.224, 0.225]),
+    "num_layers": (int, 50),
+    "topk": (int, 5),
+    "dropout_ratio": (float, 0.5),
+    "shift_ratio": (float, 0.125),
+    "label_list": ("str?", "data/dataset/kinetics400_label_list.txt"),
+    "pretrain": ("str?", None),
+    "weights": ("str?", None),
+}
+READER_KEYS = {
+    "short_size": (int, 256),
+    "target_size": (int, 224),
+    "batch_size": (int, 1),
+    "filelist": ("str?", None),
+    "num_reader_threads": (int, 2),
+    "buf_size": (int, 1024),
+    "use_gpu": (bool, False),
+    "num_gpus": (int, 1),
+}
+TRAIN_KEYS = {
+    "epoch": (int, 1),
+    "learning_rate": (float, 0.01),
+    "learning_rate_decay": (float, 0.1),
+    "decay_epochs": ("ints", []),
+    "l2_weight_decay": (float, 1e-4),
+    "momentum": (float, 0.9),
+    "total_videos": (int, 0),
+    "clip_norm": (float, 0.0),
+    "fix_random_seed": (bool, False),
+    "seed": (int, 0),
+}
+FORMATS = ("mp4", "pkl")
+
+
+def _schema(section):
+    if section == "MODEL":
+        return MODEL_KEYS
+    keys = dict(MODEL_KEYS)
+    keys.update(READER_KEYS)
+    if section == "TRAIN":
+        keys.update(TRAIN_KEYS)
+    return keys
+
+
+def _closest(word, choices):
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.0)
+    return match[0] if match else None
+
+
+def _coerce(value, kind, where):
+    """Check ``value`` against ``kind``; return it converted (ints to floats, '1e-4' to float)."""
+    def bad():
+        raise UserError("{}: expected {}, got {!r}".format(where, _kind_name(kind), value))
+
+    if value is None:
+        if kind == "str?":
+            return None
+        bad()
+    if kind == "str?" or kind is str:
+        if isinstance(value, str):
+            return value
+        bad()
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        bad()
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        bad()
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        bad()
+    if kind in ("floats", "ints"):
+        if not isinstance(value, (list, tuple)):
+            bad()
+        inner = float if kind == "floats" else int
+        return [_coerce(v, inner, where) for v in value]
+    raise AssertionError(kind)
+
+
+def _kind_name(kind):
+    return {"floats": "a list of numbers", "ints": "a list of integers", "str?": "a string or null",
+            int: "an integer", float: "a number", bool: "true/false", str: "a string"}[kind]
+
+
+class AttrDict(dict):
+    """A dict whose keys are also attributes: ``cfg.MODEL.seg_num``."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key)
+
+    def __setattr__(self, key, value):
+        self[key] = value
+
+
+class Config(AttrDict):
+    """A validated config: ``cfg.MODEL``, ``cfg.TRAIN``, ... (each an :class:`AttrDict`)."""
+
+    def mode(self, mode):
+        """Flat settings for ``mode`` (train/valid/test/infer): defaults < MODEL < the mode section."""
+        section = mode.upper()
+        if section not in SECTIONS[1:]:
+            raise ValueError("mode must be one of {}".format(MODES))
+        out = AttrDict({k: copy.deepcopy(d) for k, (_, d) in _schema(section).items()})
+        out.update(copy.deepcopy(self.MODEL))
+        out.update(copy.deepcopy(self.get(section, {})))
+        out["mode"] = mode
+        return out
+
+    def set(self, dotted, value, source="command line"):
+        """Set ``SECTION.key`` to ``value`` after validating it."""
+        if "." not in dotted:
+            raise UserError("{}: override {!r} must look like SECTION.key=value, e.g. TRAIN.batch_size=4"
+                            .format(source, dotted))
+        section, key = dotted.split(".", 1)
+        _check_key(section, key, source)
+        kind = _schema(section)[key][0]
+        self.setdefault(section, AttrDict())[key] = _coerce(value, kind, "{}: {}".format(source, dotted))
+
+
+def _check_key(section, key, source):
+    if section not in SECTIONS:
+        raise UserError("{}: unknown section {!r}; did you mean {!r}? (sections: {})".format(
+            source, section, _closest(section, SECTIONS), ", ".join(SECTIONS)))
+    if key not in _schema(section):
+        raise UserError("{}: unknown key {}.{}; did you mean {}.{}?".format(
+            source, section, key, section, _closest(key, _schema(section))))
+
+
+def resolve_path(path, base_dir=None):
+    """Resolve a relative path: against the cwd, else ``base_dir``, else the project root."""
+    if path is None or os.path.isabs(path) or "://" in path:
+        return path
+    for base in (os.getcwd(), base_dir, PROJECT_ROOT):
+        if base and os.path.exists(os.path.join(base, path)):
+            return os.path.normpath(os.path.join(base, path))
+    return path
+
+
+def load_config(path, overrides=()):
+    """Load and validate a YAML config.
+
+    Args:
+        path: the YAML file.
+        overrides: strings ``SECTION.key=value`` (value parsed as YAML), applied in order.
+    Returns:
+        :class:`Config` with every section present.
+    """
+    if not os.path.isfile(path):
+        raise UserError("config file {} not found; pass an existing YAML file with --config "
+                        "(examples are in configs/)".format(path))
+    try:
+        with open(path) as f:
+            text = f.read()
+        raw = yaml.safe_load(text) or {}
+        lines = _key_lines(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = " line {}".format(mark.line + 1) if mark else ""
+        raise UserError("{}{}: not valid YAML ({})".format(path, line, getattr(e, "problem", e)))
+    if not isinstance(raw, dict):
+        raise UserError("{}: expected sections MODEL/TRAIN/VALID/TEST/INFER at the top level".format(path))
+    cfg = Config({s: AttrDict() for s in SECTIONS})
+    cfg["_path"] = os.path.abspath(path)
+    for section, body in raw.items():
+        if body is None:
+            body = {}
+        where = "{} line {}".format(path, lines.get((section, None), "?"))
+        if section not in SECTIONS:
+            _check_key(section, "", where)
+        if not isinstance(body, dict):
+            raise UserError("{}: section {} must be a mapping of key: value".format(where, section))
+        for key, value in body.items():
+            cfg.set("{}.{}".format(section, key), value,
+                    source="{} line {}".format(path, lines.get((section, key), "?")))
+    for item in overrides or ():
+        if "=" not in item:
+            raise UserError("-o {!r}: expected SECTION.key=value, e.g. -o TRAIN.batch_size=4".format(item))
+        dotted, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        cfg.set(dotted.strip(), value, source="-o {}".format(item))
+    for key, (_, default) in MODEL_KEYS.items():
+        cfg.MODEL.setdefault(key, copy.deepcopy(default))
+    validate(cfg, path)
+    return cfg
+
+
+def _key_lines(text):
+    """{(section, key): 1-based line} for error messages; key None is the section itself."""
+    lines = {}
+    root = yaml.compose(text)
+    if isinstance(root, yaml.MappingNode):
+        for snode, body in root.value:
+            lines[(snode.value, None)] = snode.start_mark.line + 1
+            if isinstance(body, yaml.MappingNode):
+                for knode, _ in body.value:
+                    lines[(snode.value, knode.value)] = knode.start_mark.line + 1
+    return lines
+
+
+def validate(cfg, path):
+    if not cfg.MODEL.get("name"):
+        raise UserError("{}: MODEL.name is missing; set it to one of the model names, e.g. TSM".format(path))
+    for mode in MODES:
+        m = cfg.mode(mode)
+        for key in ("num_classes", "seg_num", "seglen", "batch_size", "target_size", "short_size"):
+            if m[key] < 1:
+                raise UserError("{}: {}.{} must be >= 1 (got {})".format(path, mode.upper(), key, m[key]))
+        if m["format"] not in FORMATS:
+            raise UserError("{}: MODEL.format {!r} is not supported; use one of {}".format(
+                path, m["format"], ", ".join(FORMATS)))
+        if len(m["image_mean"]) != 3 or len(m["image_std"]) != 3:
+            raise UserError("{}: image_mean and image_std need 3 values (RGB)".format(path))
+        if m["target_size"] > m["short_size"]:
+            raise UserError("{}: {}.target_size ({}) must not exceed short_size ({})".format(
+                path, mode.upper(), m["target_size"], m["short_size"]))

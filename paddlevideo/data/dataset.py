@@ -1,0 +1,182 @@
+"""List files → ``paddle.io.Dataset`` → ``paddle.io.DataLoader``.
+
+List format (``MODEL.format: mp4``): one ``path label`` per line; the label is the last
+whitespace-separated token, so paths may contain spaces; relative paths are taken relative to
+the list file (falling back to the working directory, as the legacy lists were).  In INFER mode
+the label may be left out.  ``format: pkl``: one pickle path per line (label inside the pickle).
+
+Each sample is ``(clip [seg_num, 3*seglen, H, W] float32, label int64, index int64)``.  A video
+that cannot be decoded is not replaced by another: it is reported in the batch's ``failed``
+indices and the consumer counts it.
+"""
+import os
+import sys
+
+import numpy as np
+import paddle
+
+from ..errors import UserError
+from .sampling import segment_indices
+from .transforms import transform_clip
+from .video import VideoError, read_frames, read_pkl
+
+
+def _resolve(path, list_dir):
+    if os.path.isabs(path):
+        return path
+    here = os.path.join(list_dir, path)
+    if os.path.exists(here) or not os.path.exists(path):
+        return os.path.normpath(here)
+    return os.path.abspath(path)
+
+
+def parse_list(list_path, num_classes=None, fmt="mp4", need_label=True, skip_bad=False,
+               check_exists=True):
+    """Read a list file; return ``[(path, label)]`` (label -1 when absent).
+
+    Every problem (missing label, non-integer or out-of-range label, missing file) is collected
+    in one pass; unless ``skip_bad`` they are raised together as one :class:`UserError`, else
+    the bad lines are skipped with a warning.
+    """
+    if not list_path:
+        raise UserError("no list file given; set filelist in the config section or pass --filelist")
+    if not os.path.isfile(list_path):
+        raise UserError("list file {} not found; check the filelist key of the config "
+                        "(or --filelist)".format(list_path))
+    list_dir = os.path.dirname(os.path.abspath(list_path))
+    items, problems = [], []
+    with open(list_path, encoding="utf-8", errors="replace") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            where = "{}:{}".format(list_path, lineno)
+            path, label, err = line, -1, None
+            parts = line.rsplit(None, 1)
+            if fmt == "pkl" and not (len(parts) == 2 and _is_int(parts[1])):
+                path = line
+            elif len(parts) == 2 and _is_int(parts[1]):
+                path, label = parts[0], int(parts[1])
+            elif need_label:
+                if len(parts) == 1 or os.path.exists(_resolve(line, list_dir)):
+                    err = "no label; write 'path label' with an integer class id"
+                else:
+                    err = "label {!r} is not an integer".format(parts[1])
+            full = _resolve(path, list_dir)
+            if err is None and label >= 0 and num_classes and label >= num_classes:
+                err = "label {} is outside [0, {}) (MODEL.num_classes)".format(label, num_classes)
+            if err is None and label < -1:
+                err = "label {} is negative".format(label)
+            if err is None and check_exists and not os.path.exists(full):
+                err = "file {} does not exist".format(full)
+            if err:
+                problems.append("{}: {}".format(where, err))
+            else:
+                items.append((full, label))
+    if problems and not skip_bad:
+        more = "" if len(problems) <= 20 else "; ... {} more".format(len(problems) - 20)
+        raise UserError("{} bad line(s) in {}: {}{} (fix them, or skip them with --skip_bad_lines)"
+                        .format(len(problems), list_path, "; ".join(problems[:20]), more))
+    for p in problems:
+        print("warning: skipped {}".format(p), file=sys.stderr)
+    if not items:
+        raise UserError("list file {} has no usable entries; write one 'path label' per line"
+                        .format(list_path))
+    return items
+
+
+def _is_int(s):
+    try:
+        int(s)
+        return True
+    except ValueError:
+        return False
+
+
+class VideoDataset(paddle.io.Dataset):
+    """Clips of a list file.  Index with ``(epoch, i)`` (or ``i``): the random choices of
+    sample ``i`` in ``epoch`` come from ``seed``, ``epoch`` and ``i`` only, so they do not depend
+    on the number of workers or on where a resumed run started."""
+
+    def __init__(self, items, cfg, seed=0):
+        self.items = items
+        self.cfg = cfg
+        self.train = cfg.mode == "train"
+        self.seed = seed
+
+    def __len__(self):
+        return len(self.items)
+
+    def load(self, i, epoch=0):
+        """Decode and transform item ``i``; raises :class:`VideoError`."""
+        path, label = self.items[i]
+        cfg = self.cfg
+        rng = np.random.default_rng([self.seed, epoch, i])
+
+        def choose(n):
+            return segment_indices(n, cfg.seg_num, cfg.seglen, self.train, rng)
+
+        if cfg.format == "pkl":
+            frames, pkl_label = read_pkl(path, choose)
+            label = pkl_label if label < 0 else label
+        else:
+            frames = read_frames(path, choose)
+        return transform_clip(frames, cfg, self.train, rng), label
+
+    def __getitem__(self, key):
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        try:
+            clip, label = self.load(i, epoch)
+            return clip, label, i
+        except VideoError as e:
+            print("warning: skipped {}: cannot decode ({})".format(self.items[i][0], e), file=sys.stderr)
+            return None, -1, i
+
+
+def collate(samples):
+    """Stack the decodable samples: ``(clips [B', ...] float32, meta [B, 3] int64)``.
+
+    ``meta`` rows are ``(index, label, ok)`` for every sample of the batch, failed ones included
+    (Paddle's loader cannot carry empty arrays, so a batch with no decodable clip carries a 1-element
+    placeholder that :func:`unpack_batch` drops).
+    """
+    ok = [s for s in samples if s[0] is not None]
+    clips = np.stack([s[0] for s in ok]) if ok else np.zeros((1, 1, 1, 1, 1), np.float32)
+    meta = np.array([[s[2], s[1], s[0] is not None] for s in samples], np.int64)
+    return clips, meta
+
+
+def unpack_batch(batch):
+    """``(clips Tensor or None, labels [B'], indices [B'], failed indices)`` from a collated batch."""
+    clips, meta = batch
+    meta = meta.numpy() if hasattr(meta, "numpy") else meta
+    ok = meta[:, 2] == 1
+    return (clips if ok.any() else None), meta[ok, 1], meta[ok, 0], meta[~ok, 0]
+
+
+class EpochBatchSampler(paddle.io.Sampler):
+    """Batches of ``(epoch, index)``; shuffled by ``seed`` and ``epoch`` when ``shuffle``."""
+
+    def __init__(self, n, batch_size, shuffle, drop_last, seed=0):
+        self.n, self.batch_size, self.shuffle, self.drop_last, self.seed = n, batch_size, shuffle, drop_last, seed
+        self.epoch = 0
+
+    def __iter__(self):
+        order = (np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+                 if self.shuffle else np.arange(self.n))
+        for k in range(0, self.n, self.batch_size):
+            batch = order[k:k + self.batch_size]
+            if self.drop_last and len(batch) < self.batch_size:
+                break
+            yield [(self.epoch, int(i)) for i in batch]
+
+    def __len__(self):
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+
+def build_loader(dataset, batch_size, shuffle=False, drop_last=False, num_workers=0, seed=0):
+    """A ``paddle.io.DataLoader`` over ``dataset``; set ``loader.batch_sampler.epoch`` per epoch."""
+    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, drop_last, seed)
+    workers = max(0, min(num_workers, os.cpu_count() or 1))
+    return paddle.io.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
+                                num_workers=workers, return_list=True)

@@ -1,0 +1,118 @@
+"""Frame sources: decord, an OpenCV fallback, and the legacy pkl format.
+
+Every source decodes only the frames asked for and returns them as ``[K, H, W, 3]`` uint8 RGB.
+A file that no decoder can read raises :class:`VideoError` (the reader counts and skips it).
+"""
+import pickle
+
+import cv2
+import numpy as np
+
+cv2.setNumThreads(1)
+
+
+class VideoError(Exception):
+    """A video that cannot be opened or decoded."""
+
+
+def _num_frames_decord(vr):
+    return len(vr)
+
+
+def read_frames_decord(path, choose_indices):
+    """Decode with decord.  ``choose_indices(num_frames) -> list of int`` picks the frames."""
+    import decord
+    vr = decord.VideoReader(path, num_threads=1)
+    n = _num_frames_decord(vr)
+    if n < 1:
+        raise VideoError("no frames")
+    idx = choose_indices(n)
+    uniq, inverse = np.unique(np.asarray(idx, dtype=np.int64), return_inverse=True)
+    frames = vr.get_batch(uniq.tolist()).asnumpy()
+    return frames[inverse]
+
+
+def read_frames_opencv(path, choose_indices):
+    """Decode with OpenCV: one pass counts frames (grab only), a second retrieves the chosen ones."""
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            raise VideoError("OpenCV cannot open it")
+        n = 0
+        while cap.grab():
+            n += 1
+    finally:
+        cap.release()
+    if n < 1:
+        raise VideoError("no decodable frames")
+    idx = choose_indices(n)
+    wanted = set(int(i) for i in idx)
+    got = {}
+    cap = cv2.VideoCapture(path)
+    try:
+        i = 0
+        last = max(wanted)
+        while i <= last and cap.grab():
+            if i in wanted:
+                ok, frame = cap.retrieve()
+                if not ok:
+                    raise VideoError("frame {} does not decode".format(i))
+                got[i] = _to_rgb(frame)
+            i += 1
+    finally:
+        cap.release()
+    missing = wanted - set(got)
+    if missing:
+        raise VideoError("frames {} do not decode".format(sorted(missing)[:5]))
+    return np.stack([got[int(i)] for i in idx])
+
+
+def _to_rgb(frame):
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def read_frames(path, choose_indices):
+    """Decode the frames chosen by ``choose_indices(num_frames)`` from a video file.
+
+    decord first; OpenCV for files decord cannot open or decode.  Returns ``[K, H, W, 3]`` uint8 RGB.
+    """
+    errors = []
+    for reader in (read_frames_decord, read_frames_opencv):
+        try:
+            frames = reader(path, choose_indices)
+            if frames.ndim != 4 or frames.shape[-1] != 3:
+                raise VideoError("unexpected frame shape {}".format(frames.shape))
+            return frames
+        except Exception as e:  # decoders raise many types (DECORDError, RuntimeError, ...)
+            errors.append("{}: {}".format(reader.__name__.replace("read_frames_", ""),
+                                          str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__))
+    raise VideoError("; ".join(errors))
+
+
+def read_pkl(path, choose_indices):
+    """Legacy pkl clip: a pickle of ``(video_id, label, [jpeg bytes per frame])``.
+
+    Returns ``(frames [K, H, W, 3] uint8 RGB, label)``.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = pickle.load(f, encoding="bytes")
+        vid, label, jpegs = data[0], data[1], data[2]
+    except Exception as e:
+        raise VideoError("not a legacy pkl clip ({})".format(e))
+    if len(jpegs) < 1:
+        raise VideoError("no frames")
+    idx = choose_indices(len(jpegs))
+    out = []
+    cache = {}
+    for i in idx:
+        i = int(i)
+        if i not in cache:
+            img = cv2.imdecode(np.frombuffer(jpegs[i], np.uint8), cv2.IMREAD_COLOR)
+            if img is None:
+                raise VideoError("frame {} is not a decodable image".format(i))
+            cache[i] = _to_rgb(img)
+        out.append(cache[i])
+    return np.stack(out), int(label)

@@ -1,0 +1,75 @@
+"""Pieces shared by train, eval and predict: device, labels, weights, metrics, a model forward."""
+import os
+import sys
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from ..config import resolve_path
+from ..errors import UserError
+
+
+def set_device(use_gpu):
+    if use_gpu:
+        if not paddle.device.is_compiled_with_cuda():
+            raise UserError("--use_gpu True but this Paddle has no CUDA support; install "
+                            "paddlepaddle-gpu (see README) or pass --use_gpu False")
+        paddle.set_device("gpu")
+    else:
+        paddle.set_device("cpu")
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def warn(msg):
+    print("warning: " + msg, file=sys.stderr, flush=True)
+
+
+def label_names(cfg):
+    """Class names from ``MODEL.label_list`` (one per line), or the class ids as strings."""
+    n = cfg.MODEL.num_classes
+    path = cfg.MODEL.label_list
+    if not path:
+        return [str(i) for i in range(n)]
+    full = resolve_path(path, os.path.dirname(cfg.get("_path", "")))
+    if not os.path.isfile(full):
+        raise UserError("label list {} not found (MODEL.label_list); point it at a file with one "
+                        "class name per line, or set it to null".format(path))
+    with open(full, encoding="utf-8") as f:
+        names = [line.strip() for line in f if line.strip()]
+    if len(names) != n:
+        raise UserError("label list {} has {} names but MODEL.num_classes is {}; use a list with one "
+                        "name per class (or MODEL.label_list: null)".format(path, len(names), n))
+    return names
+
+
+def resolve_weights(cfg, weights):
+    """Weights for eval/predict: ``--weights``, else ``MODEL.weights`` from the config."""
+    w = weights or cfg.MODEL.weights
+    if not w:
+        raise UserError("no weights given; pass --weights PATH/TO/NAME_final.pdparams "
+                        "(or set MODEL.weights in the config)")
+    if "://" in w:
+        raise UserError("weights {} are a URL and automatic download is not available yet; download "
+                        "the file by hand and pass --weights PATH".format(w))
+    return resolve_path(w)
+
+
+def topk_correct(logits, labels, k):
+    """Number of rows whose label is among the top-k logits.  logits ``[N, C]``, labels ``[N]``."""
+    k = min(k, logits.shape[1])
+    top = np.argsort(-logits, axis=1)[:, :k]
+    return int((top == labels[:, None]).any(axis=1).sum())
+
+
+def forward_eval(model, clips):
+    """Logits ``[N, C]`` as numpy for a batch ``[N, T, 3*seglen, H, W]`` without autograd."""
+    with paddle.no_grad():
+        return model(clips).numpy()
+
+
+def softmax(logits):
+    return F.softmax(paddle.to_tensor(logits), axis=-1).numpy()

@@ -1,0 +1,157 @@
+"""Training: Momentum + L2 + piecewise LR, per-epoch checkpoints, validation, resume.
+
+Reproducibility: the run has one seed (``TRAIN.seed`` with ``--fix_random_seed True``, else
+random and stored in the checkpoint).  Weight init uses ``seed``; in epoch ``e`` the shuffle
+order, every clip's sampling/crop/flip and the dropout masks derive from ``(seed, e)`` only.  A
+resumed run therefore repeats exactly what the uninterrupted run would have done.
+"""
+import os
+import random
+import time
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+from tqdm import tqdm
+
+from ..data import VideoDataset, build_loader, parse_list, unpack_batch
+from ..errors import UserError
+from ..models import build_model
+from ..weights import load_weights
+from .checkpoint import find_latest, read_resume, save_checkpoint
+from .common import log, set_device, topk_correct, warn
+from .evaluate import run_eval
+
+
+def build_optimizer(m, model):
+    """Momentum with L2 decay and a piecewise-constant LR stepped once per epoch."""
+    values = [m.learning_rate * m.learning_rate_decay ** i for i in range(len(m.decay_epochs) + 1)]
+    sched = (paddle.optimizer.lr.PiecewiseDecay(boundaries=list(m.decay_epochs), values=values)
+             if m.decay_epochs else paddle.optimizer.lr.PiecewiseDecay(boundaries=[10 ** 9], values=values * 2))
+    clip = paddle.nn.ClipGradByGlobalNorm(m.clip_norm) if m.clip_norm > 0 else None
+    opt = paddle.optimizer.Momentum(learning_rate=sched, momentum=m.momentum, parameters=model.parameters(),
+                                    weight_decay=paddle.regularizer.L2Decay(m.l2_weight_decay), grad_clip=clip)
+    return opt, sched
+
+
+def _epoch_seed(seed, epoch):
+    return (seed * 1000003 + epoch * 7919 + 17) % (2 ** 31)
+
+
+def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None, valid_interval=1,
+          log_interval=10, fix_random_seed=False, skip_bad_lines=False):
+    """``train.py``: train ``cfg`` and write checkpoints to ``save_dir``; return the last summary."""
+    m = cfg.mode("train")
+    set_device(m.use_gpu)
+    fix_random_seed = fix_random_seed or m.fix_random_seed
+    items = parse_list(m.filelist, m.num_classes, m.format, need_label=True, skip_bad=skip_bad_lines)
+    vm = cfg.mode("valid")
+    valid_items = None
+    if valid_interval > 0 and vm.filelist:
+        valid_items = parse_list(vm.filelist, vm.num_classes, vm.format, need_label=True, skip_bad=skip_bad_lines)
+    if len(items) < m.batch_size:
+        raise UserError("the training list {} has {} videos, fewer than TRAIN.batch_size={}; lower "
+                        "--batch_size".format(m.filelist, len(items), m.batch_size))
+
+    # resume / pretrain
+    start_epoch, step, state, opt_path = 0, 0, None, None
+    if resume == "auto":
+        base = find_latest(save_dir, model_name)
+        if base is None:
+            log("[TRAIN] --resume auto: no checkpoint of {} in {}, starting from scratch".format(model_name, save_dir))
+            resume = None
+        else:
+            resume = base + ".pdparams"
+    if resume:
+        params_path, opt_path, state = read_resume(resume)
+    seed = state["seed"] if state else (m.seed if fix_random_seed else random.randrange(2 ** 31))
+    if fix_random_seed and m.use_gpu:
+        os.environ.setdefault("FLAGS_cudnn_deterministic", "1")  # read when the CUDA context starts
+    paddle.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    random.seed(seed)
+    model = build_model(cfg)
+    opt, sched = build_optimizer(m, model)
+
+    if state:
+        load_weights(model, params_path)
+        opt.set_state_dict(paddle.load(opt_path))
+        start_epoch, step = state["epoch"] + 1, state["step"]
+        log("[TRAIN] resumed {} at epoch {} (lr {:.6g})".format(params_path, start_epoch, opt.get_lr()))
+    elif resume:
+        skipped = load_weights(model, params_path, allow_classifier_mismatch=True)
+        log("[TRAIN] {} holds parameters only: fine-tuning from it at epoch 0 with a fresh optimizer{}".format(
+            params_path, " (classifier re-initialised)" if skipped else ""))
+    else:
+        pre = pretrain if pretrain is not None else m.pretrain
+        if pre and pre.lower() != "none":
+            if "://" in pre:
+                raise UserError("pretrain weights {} are a URL and automatic download is not available "
+                                "yet; download them by hand and pass --pretrain PATH, or --pretrain none "
+                                "to train from scratch".format(pre))
+            skipped = load_weights(model, pre, allow_classifier_mismatch=True)
+            log("[TRAIN] initialised from {}{}".format(pre, " (classifier re-initialised)" if skipped else ""))
+        else:
+            log("[TRAIN] training from scratch (no pretrained weights)")
+
+    train_ds = VideoDataset(items, m, seed=seed)
+    loader = build_loader(train_ds, m.batch_size, shuffle=True, drop_last=True,
+                          num_workers=m.num_reader_threads, seed=seed)
+    valid_loader = None
+    if valid_items:
+        valid_loader = build_loader(VideoDataset(valid_items, vm), vm.batch_size, num_workers=vm.num_reader_threads)
+
+    log("[TRAIN] {}: {} videos, batch {} per process, {} steps/epoch, epochs {}..{}, seed {}".format(
+        model_name, len(items), m.batch_size, len(loader), start_epoch, m.epoch - 1, seed))
+    summary = {}
+    for epoch in range(start_epoch, m.epoch):
+        paddle.seed(_epoch_seed(seed, epoch))
+        loader.batch_sampler.epoch = epoch
+        model.train()
+        t0, n, loss_sum, c1, c5, skipped = time.time(), 0, 0.0, 0, 0, 0
+        bar = tqdm(loader, desc="epoch {}".format(epoch), leave=False, mininterval=2)
+        for it, batch in enumerate(bar):
+            clips, y, _, failed = unpack_batch(batch)
+            skipped += len(failed)
+            for i in failed:
+                warn("epoch {}: skipped unreadable video {}".format(epoch, items[int(i)][0]))
+            if clips is None:
+                continue
+            logits = model(clips)
+            loss = F.cross_entropy(logits, paddle.to_tensor(y))
+            loss.backward()
+            opt.step()
+            opt.clear_grad()
+            step += 1
+            lv, lg = float(loss), logits.numpy()
+            b = len(y)
+            n += b
+            loss_sum += lv * b
+            a1, a5 = topk_correct(lg, y, 1), topk_correct(lg, y, 5)
+            c1, c5 = c1 + a1, c5 + a5
+            if log_interval and it % log_interval == 0:
+                tqdm.write("[TRAIN] Epoch {}, iter {} \tLoss: {:.6f},\ttop1_acc: {:.4f}, \ttop5_acc: {:.4f}".format(
+                    epoch, it, lv, a1 / b, a5 / b))
+        lr = opt.get_lr()
+        sched.step()
+        summary = {"epoch": epoch, "loss": loss_sum / max(n, 1), "top1_acc": c1 / max(n, 1),
+                   "top5_acc": c5 / max(n, 1), "skipped": skipped}
+        log("[TRAIN] Epoch {} finished\tavg_loss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f},\tlr: {:.6g},"
+            "\ttime: {:.1f}s,\tskipped videos: {}".format(epoch, summary["loss"], summary["top1_acc"],
+                                                         summary["top5_acc"], lr, time.time() - t0, skipped))
+        state = {"epoch": epoch, "step": step, "lr": lr, "next_lr": opt.get_lr(), "seed": seed,
+                 "model": model_name, "num_classes": m.num_classes}
+        base = save_checkpoint(save_dir, "{}_epoch{}".format(model_name, epoch), model, opt, state)
+        log("[TRAIN] saved {}.pdparams".format(base))
+        if valid_loader is not None and (epoch + 1) % valid_interval == 0:
+            res = run_eval(model, valid_loader, valid_items, desc="valid")
+            if res["num_evaluated"]:
+                log("[VALID] Epoch {}\tLoss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f}\t({} videos, {} skipped)".format(
+                    epoch, res["loss"], res["top1_acc"], res["top5_acc"], res["num_evaluated"], res["num_skipped"]))
+            summary["valid"] = res
+    if start_epoch < m.epoch:
+        base = save_checkpoint(save_dir, "{}_final".format(model_name), model, opt, state)
+        log("[TRAIN] finished; final weights {}.pdparams".format(base))
+    else:
+        log("[TRAIN] nothing to do: already trained for {} epochs".format(m.epoch))
+    return summary

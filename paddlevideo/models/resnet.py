@@ -1,0 +1,156 @@
+"""The one ResNet trunk shared by TSN, TSM and StNet.
+
+Frames are processed as a batch of images ``[N*T, C, H, W]`` (T = segments per clip).  Models
+customise the trunk in two places:
+
+* ``shift_ratio`` > 0 puts a residual temporal shift at the input of every block's residual
+  branch (TSM); the shortcut keeps the unshifted input.
+* ``after_stage={3: layer, 4: layer}`` runs ``layer(x, T)`` after res3 / res4 (StNet's
+  temporal modelling blocks).
+
+Sub-layer names follow the legacy PaddleVideo parameter names so that checkpoints map one to
+one: ``conv1`` (legacy ``conv1_weights`` / ``bn_conv1_*``), ``res2a.branch2a`` (legacy
+``res2a_branch2a_weights`` / ``bn2a_branch2a_*``), ``res2a.branch1`` for projection shortcuts.
+"""
+import math
+
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+DEPTHS = {
+    18: ("basic", [2, 2, 2, 2]),
+    34: ("basic", [3, 4, 6, 3]),
+    50: ("bottleneck", [3, 4, 6, 3]),
+    101: ("bottleneck", [3, 4, 23, 3]),
+}
+
+
+class ConvBN(nn.Layer):
+    """conv (no bias) → BN → optional ReLU."""
+
+    def __init__(self, cin, cout, k, stride=1, act=True):
+        super().__init__()
+        self.conv = nn.Conv2D(cin, cout, k, stride=stride, padding=(k - 1) // 2, bias_attr=False,
+                              weight_attr=nn.initializer.KaimingNormal())
+        self.bn = nn.BatchNorm2D(cout)
+        self.act = act
+
+    def forward(self, x):
+        x = self.bn(self.conv(x))
+        return F.relu(x) if self.act else x
+
+
+def temporal_shift(x, num_segments, shift_ratio):
+    """Shift ``shift_ratio`` of the channels one frame back and as many one frame forward.
+
+    x: ``[N*T, C, H, W]`` → same shape.  Channels ``[0, C*r)`` of frame t take frame t-1,
+    ``[C*r, 2*C*r)`` take frame t+1 (zeros at the clip ends), the rest are unchanged.
+    """
+    return F.temporal_shift(x, num_segments, shift_ratio)
+
+
+class BasicBlock(nn.Layer):
+    """3×3 → 3×3 residual block (ResNet-18/34). Names: branch2a, branch2b, branch1."""
+    expansion = 1
+
+    def __init__(self, cin, width, stride, shift_ratio=0.0):
+        super().__init__()
+        cout = width * self.expansion
+        self.branch2a = ConvBN(cin, width, 3, stride)
+        self.branch2b = ConvBN(width, cout, 3, act=False)
+        self.branch1 = ConvBN(cin, cout, 1, stride, act=False) if stride != 1 or cin != cout else None
+        self.shift_ratio = shift_ratio
+
+    def residual(self, x):
+        return self.branch2b(self.branch2a(x))
+
+    def forward(self, x, num_segments):
+        y = temporal_shift(x, num_segments, self.shift_ratio) if self.shift_ratio else x
+        short = self.branch1(x) if self.branch1 is not None else x
+        return F.relu(self.residual(y) + short)
+
+
+class Bottleneck(BasicBlock):
+    """1×1 → 3×3 (stride) → 1×1 residual block (ResNet-50/101). Names: branch2a/2b/2c, branch1."""
+    expansion = 4
+
+    def __init__(self, cin, width, stride, shift_ratio=0.0):
+        nn.Layer.__init__(self)
+        cout = width * self.expansion
+        self.branch2a = ConvBN(cin, width, 1)
+        self.branch2b = ConvBN(width, width, 3, stride)
+        self.branch2c = ConvBN(width, cout, 1, act=False)
+        self.branch1 = ConvBN(cin, cout, 1, stride, act=False) if stride != 1 or cin != cout else None
+        self.shift_ratio = shift_ratio
+
+    def residual(self, x):
+        return self.branch2c(self.branch2b(self.branch2a(x)))
+
+
+def block_names(depth):
+    """Legacy block names per stage: res2a, res2b, ... (res4b1..res4b22 for depth 101)."""
+    _, counts = DEPTHS[depth]
+    names = []
+    for stage, n in enumerate(counts):
+        s = stage + 2
+        if depth >= 101 and stage == 2:
+            names.append(["res{}a".format(s)] + ["res{}b{}".format(s, i) for i in range(1, n)])
+        else:
+            names.append(["res{}{}".format(s, chr(ord("a") + i)) for i in range(n)])
+    return names
+
+
+class ResNet(nn.Layer):
+    """ResNet trunk without its classifier.
+
+    Args:
+        depth: 18, 34, 50 or 101.
+        in_channels: input channels (3, or 3*seglen for StNet super-images).
+        shift_ratio: residual temporal shift ratio per block (0 = none).
+        after_stage: {stage (2..5): Layer called as ``layer(x, T)``} inserted after that stage.
+    Input ``[N*T, in_channels, H, W]``; output ``[N*T, out_channels, H/32, W/32]``.
+    """
+
+    def __init__(self, depth=50, in_channels=3, shift_ratio=0.0, after_stage=None):
+        super().__init__()
+        if depth not in DEPTHS:
+            raise ValueError("ResNet depth must be one of {}".format(sorted(DEPTHS)))
+        kind, _ = DEPTHS[depth]
+        block = Bottleneck if kind == "bottleneck" else BasicBlock
+        self.depth = depth
+        self.conv1 = ConvBN(in_channels, 64, 7, stride=2)
+        self.stages = []
+        cin = 64
+        for stage, names in enumerate(block_names(depth)):
+            width = 64 * 2 ** stage
+            blocks = []
+            for i, name in enumerate(names):
+                stride = 2 if i == 0 and stage > 0 else 1
+                layer = block(cin, width, stride, shift_ratio)
+                self.add_sublayer(name, layer)
+                blocks.append(layer)
+                cin = width * block.expansion
+            self.stages.append(blocks)
+        self.out_channels = cin
+        self.after_stage = after_stage or {}
+        for stage, layer in self.after_stage.items():
+            self.add_sublayer("temporal{}".format(stage), layer)
+
+    def forward(self, x, num_segments):
+        x = self.conv1(x)
+        x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
+        for stage, blocks in enumerate(self.stages):
+            for b in blocks:
+                x = b(x, num_segments)
+            hook = self.after_stage.get(stage + 2)
+            if hook is not None:
+                x = hook(x, num_segments)
+        return x
+
+
+def init_fc(fc):
+    """Legacy fc init: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the weight, zero bias."""
+    stdv = 1.0 / math.sqrt(fc.weight.shape[0])
+    fc.weight.set_value(paddle.uniform(fc.weight.shape, min=-stdv, max=stdv))
+    fc.bias.set_value(paddle.zeros(fc.bias.shape))
