@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# PaddleVideo-style launcher; nothing to edit inside.
+#   bash run.sh demo                         quick end-to-end run on the bundled clips
+#   bash run.sh test [pytest args]           the test suite
+#   bash run.sh train   NAME CONFIG [flags]  -> train.py   --model_name NAME --config CONFIG flags
+#   bash run.sh eval    NAME CONFIG [flags]  -> eval.py
+#   bash run.sh predict NAME CONFIG [flags]  -> predict.py
+#   bash run.sh export  NAME CONFIG [flags]  (not built yet)
+# Set-up is automatic: the first run creates .venv (unless a virtualenv is active) and installs
+# requirements.txt; it reinstalls only when requirements.txt changes.  On a CUDA machine set
+# PADDLE_PACKAGE=paddlepaddle-gpu (see README).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+usage() { sed -n '2,11p' "$ROOT/run.sh" | sed 's/^# \{0,1\}//'; }
+
+setup() {
+  local env_dir
+  if [ -n "${VIRTUAL_ENV:-}" ]; then
+    env_dir="$VIRTUAL_ENV"; PY="$VIRTUAL_ENV/bin/python"
+  else
+    env_dir="${PV_VENV:-$ROOT/.venv}"
+    if [ ! -x "$env_dir/bin/python" ]; then
+      echo "[setup] creating virtual environment $env_dir" >&2
+      python3 -m venv "$env_dir"
+    fi
+    PY="$env_dir/bin/python"
+  fi
+  local pkg="${PADDLE_PACKAGE:-paddlepaddle}"
+  local want; want="$(cat "$ROOT/requirements.txt"; echo "$pkg")"
+  want="$(printf '%s' "$want" | sha256sum | cut -d' ' -f1)"
+  if [ "$(cat "$env_dir/.paddlevideo-req" 2>/dev/null)" != "$want" ]; then
+    echo "[setup] installing requirements.txt into $env_dir (once)" >&2
+    if [ "$pkg" = "paddlepaddle" ]; then
+      "$PY" -m pip install -q -r "$ROOT/requirements.txt"
+    else
+      grep -v '^paddlepaddle' "$ROOT/requirements.txt" > "$env_dir/.req-no-paddle.txt"
+      "$PY" -m pip install -q -r "$env_dir/.req-no-paddle.txt" "$pkg"
+    fi
+    echo "$want" > "$env_dir/.paddlevideo-req"
+  fi
+}
+
+mode="${1:-}"
+[ -n "$mode" ] || { usage; exit 2; }
+shift
+case "$mode" in
+  train|eval|predict)
+    if [ $# -lt 2 ]; then echo "error: usage: bash run.sh $mode NAME CONFIG [flags]" >&2; exit 2; fi
+    name="$1"; config="$2"; shift 2
+    setup
+    exec "$PY" "$ROOT/$mode.py" --model_name "$name" --config "$config" "$@"
+    ;;
+  test)
+    setup
+    cd "$ROOT"
+    exec "$PY" -m pytest -q tests "$@"
+    ;;
+  demo)
+    setup
+    exec bash "$ROOT/scripts/quick_demo.sh" "$PY" "$@"
+    ;;
+  export)
+    echo "error: 'export' is not built yet (tracked in the fast-inference issue); use predict.py for now" >&2
+    exit 2
+    ;;
+  -h|--help|help) usage ;;
+  *)
+    echo "error: unknown mode '$mode'; use one of train, eval, predict, export, demo, test" >&2
+    exit 2
+    ;;
+esac

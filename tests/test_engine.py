@@ -1,0 +1,107 @@
+"""End to end through the CLIs on real clips: train (loss falls), resume, eval, predict."""
+import json
+import os
+import re
+
+import numpy as np
+import paddle
+import pytest
+
+from conftest import ROOT, clip, run_cli
+
+SMALL = os.path.join(ROOT, "configs", "tsm_small.yaml")
+CLIPS = [("arm_wrestling.mp4", 0), ("eivideo_example.mp4", 1), ("mmaction2_test.mp4", 0),
+         ("paddlevideo_example.avi", 1)]
+# 2 classes, 64 px, 4 segments: quick on 2 cores.  Batches of 8 so that BatchNorm sees both classes.
+OPTS = ["-o", "MODEL.num_classes=2", "-o", "MODEL.seg_num=4", "-o", "TRAIN.short_size=72",
+        "-o", "TRAIN.target_size=64", "-o", "TEST.short_size=72", "-o", "TEST.target_size=64",
+        "-o", "INFER.short_size=72", "-o", "INFER.target_size=64", "-o", "TRAIN.learning_rate=0.01"]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    d = tmp_path_factory.mktemp("engine")
+    lst = d / "train.list"
+    lst.write_text("".join("{} {}\n".format(clip(n), y) for n, y in CLIPS * 4))
+    test = d / "test.list"
+    test.write_text("".join("{} {}\n".format(clip(n), y) for n, y in CLIPS + [("mmaction2_test.avi", 0)]))
+    return d
+
+
+def train(work, save, *extra):
+    return run_cli("train.py", "--model_name", "TSM", "--config", SMALL, *OPTS,
+                   "-o", "TRAIN.filelist={}".format(work / "train.list"), "--batch_size", 8,
+                   "--valid_interval", 0, "--fix_random_seed", True, "--save_dir", work / save, *extra)
+
+
+@pytest.fixture(scope="module")
+def full_run(work):
+    return train(work, "full", "--epoch", 2)
+
+
+def epoch_losses(stdout):
+    return [float(x) for x in re.findall(r"Epoch \d+ finished\tavg_loss: ([\d.]+)", stdout)]
+
+
+def test_training_lowers_loss_and_writes_checkpoints(work, full_run):
+    losses = epoch_losses(full_run.stdout)
+    assert len(losses) == 2 and losses[1] < losses[0] - 0.05, full_run.stdout
+    assert re.search(r"\[TRAIN\] Epoch 0, iter 0 \tLoss: [\d.]+,\ttop1_acc: [\d.]+, \ttop5_acc: [\d.]+", full_run.stdout)
+    names = sorted(os.listdir(work / "full"))
+    for stem in ("TSM_epoch0", "TSM_epoch1", "TSM_final"):
+        for ext in (".pdparams", ".pdopt", ".state.json"):
+            assert stem + ext in names
+    state = json.loads((work / "full" / "TSM_epoch1.state.json").read_text())
+    assert state["epoch"] == 1 and state["step"] == 4 and state["seed"] == 0
+
+
+def test_resume_auto_matches_uninterrupted_run(work, full_run):
+    first = train(work, "resumed", "--epoch", 1)
+    assert "Epoch 1" not in first.stdout
+    second = train(work, "resumed", "--epoch", 2, "--resume", "auto")
+    assert "resumed" in second.stdout and "at epoch 1" in second.stdout
+    assert "Epoch 0," not in second.stdout            # continued at the next epoch
+    a = paddle.load(str(work / "full" / "TSM_final.pdparams"))
+    b = paddle.load(str(work / "resumed" / "TSM_final.pdparams"))
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k].numpy(), b[k].numpy(), err_msg=k)
+    oa = paddle.load(str(work / "full" / "TSM_final.pdopt"))
+    ob = paddle.load(str(work / "resumed" / "TSM_final.pdopt"))
+    assert oa["LR_Scheduler"] == ob["LR_Scheduler"]
+
+
+def test_eval_counts_every_video(work, full_run):
+    out = run_cli("eval.py", "--model_name", "TSM", "--config", SMALL, *OPTS, "--batch_size", 2,
+                  "--filelist", work / "test.list", "--weights", work / "full" / "TSM_final.pdparams",
+                  "--save_dir", work / "eval")
+    res = json.loads((work / "eval" / "TSM_eval.json").read_text())
+    assert res["num_videos"] == 5 and res["num_evaluated"] == 5 and res["num_skipped"] == 0  # 5 = 2+2+1
+    assert 0 <= res["top1_acc"] <= 1 and res["top5_acc"] == 1.0 and res["loss"] > 0
+    assert "[TEST] Finish" in out.stdout
+
+
+def test_predict_video_and_list(work, full_run, write_list):
+    w = work / "full" / "TSM_final.pdparams"
+    out = run_cli("predict.py", "--model_name", "TSM", "--config", SMALL, *OPTS, "--weights", w,
+                  "--video_path", clip("arm_wrestling.mp4"), "--output", work / "one.json")
+    res = json.loads((work / "one.json").read_text())
+    assert len(res) == 1 and res[0]["video"] == clip("arm_wrestling.mp4")
+    assert [t["label"] for t in res[0]["top_k"]] in (["0", "1"], ["1", "0"])
+    assert sum(t["score"] for t in res[0]["top_k"]) == pytest.approx(1.0, abs=1e-4)
+    assert "class: " in out.stdout and "probability: " in out.stdout
+    lst = write_list([clip("mmaction2_test.avi"), clip("paddlevideo_example.avi")])
+    run_cli("predict.py", "--model_name", "TSM", "--config", SMALL, *OPTS, "--weights", w,
+            "--filelist", lst, "--output", work / "many.json", "--infer_topk", 1)
+    many = json.loads((work / "many.json").read_text())
+    assert [r["video"] for r in many] == [clip("mmaction2_test.avi"), clip("paddlevideo_example.avi")]
+    assert all(len(r["top_k"]) == 1 for r in many)
+
+
+def test_user_mistakes_are_one_line(work):
+    p = run_cli("train.py", "--config", SMALL, "-o", "TRAIN.filelist=/nope.list", check=False)
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "/nope.list" in p.stderr
+    p = run_cli("train.py", "--config", SMALL, "-o", "TRAIN.epohc=3", check=False)
+    assert p.returncode == 2 and "TRAIN.epoch" in p.stderr and "Traceback" not in p.stderr
+    p = run_cli("predict.py", "--video_path", clip("arm_wrestling.mp4"), check=False)
+    assert p.returncode == 2 and "--weights" in p.stderr and "Traceback" not in p.stderr

@@ -1,0 +1,81 @@
+import numpy as np
+import paddle
+import pytest
+
+from conftest import ROOT
+from paddlevideo import build_model, load_config
+from paddlevideo.models.resnet import BasicBlock, temporal_shift
+
+
+def shift_reference(x, t, ratio):
+    """Obvious NumPy version: channels [0,f) of frame t take frame t-1, [f,2f) take t+1."""
+    nt, c, h, w = x.shape
+    x5 = x.reshape(nt // t, t, c, h, w)
+    out = np.zeros_like(x5)
+    f = int(c * ratio)
+    out[:, 1:, :f] = x5[:, :-1, :f]
+    out[:, :-1, f:2 * f] = x5[:, 1:, f:2 * f]
+    out[:, :, 2 * f:] = x5[:, :, 2 * f:]
+    return out.reshape(nt, c, h, w)
+
+
+@pytest.mark.parametrize("t,c", [(8, 16), (4, 64), (3, 24)])
+def test_shift_matches_numpy(t, c):
+    x = np.random.RandomState(0).randn(2 * t, c, 3, 5).astype("float32")
+    got = temporal_shift(paddle.to_tensor(x), t, 0.125).numpy()
+    np.testing.assert_array_equal(got, shift_reference(x, t, 0.125))
+
+
+def test_block_shift_is_residual():
+    paddle.seed(1)
+    block = BasicBlock(16, 16, 1, shift_ratio=0.125)
+    block.eval()
+    x = np.random.RandomState(1).randn(8, 16, 6, 6).astype("float32")
+    got = block(paddle.to_tensor(x), 4).numpy()
+    res = block.residual(paddle.to_tensor(shift_reference(x, 4, 0.125))).numpy()
+    np.testing.assert_allclose(got, np.maximum(res + x, 0), rtol=1e-5, atol=1e-5)
+
+
+def count(model):
+    return sum(int(np.prod(p.shape)) for p in model.parameters() if not p.stop_gradient)
+
+
+def test_tsm_r50_parameter_count():
+    model = build_model(load_config(ROOT + "/configs/tsm.yaml"))
+    assert count(model) == 24327632
+    assert len(model.state_dict()) == 267           # as many tensors as the legacy TSM_final
+
+
+def test_tsn_tsm_logits_shapes_train_and_eval():
+    for name in ("TSM", "TSN"):
+        cfg = load_config(ROOT + "/configs/tsm_small.yaml", ["MODEL.name=" + name])
+        model = build_model(cfg)
+        x = paddle.rand([2, 8, 3, 64, 64])
+        model.train()
+        assert model(x).shape == [2, 5]
+        model.eval()
+        out = model(x)
+        assert out.shape == [2, 5]
+        assert model(paddle.rand([1, 3, 3, 64, 64])).shape == [1, 5]   # other seg_num, same weights
+        assert not np.allclose(paddle.nn.functional.softmax(out).numpy().sum(1), 0)
+
+
+def test_tsm_differs_from_tsn_only_by_shift():
+    small = ROOT + "/configs/tsm_small.yaml"
+    tsm = build_model(load_config(small))
+    tsm0 = build_model(load_config(small, ["MODEL.shift_ratio=0"]))
+    tsn = build_model(load_config(small, ["MODEL.name=TSN"]))
+    for m in (tsm0, tsn):
+        m.set_state_dict(tsm.state_dict())
+    for m in (tsm, tsm0, tsn):
+        m.eval()
+    x = paddle.rand([1, 8, 3, 64, 64])
+    np.testing.assert_allclose(tsm0(x).numpy(), tsn(x).numpy(), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(tsm(x).numpy(), tsn(x).numpy(), atol=1e-4)
+
+
+def test_unknown_model_is_a_user_error():
+    from paddlevideo import UserError
+    cfg = load_config(ROOT + "/configs/tsm_small.yaml", ["MODEL.name=FOO"])
+    with pytest.raises(UserError, match="available: .*TSM"):
+        build_model(cfg)
