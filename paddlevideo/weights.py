@@ -50,9 +50,12 @@ def load_weights(model, path, allow_classifier_mismatch=False, quiet=False):
     ``allow_classifier_mismatch``).
     """
     state = read_state_dict(path)
+    fresh = set()
+    if hasattr(model, "adapt_state"):  # e.g. StNet inflating 2D conv1 weights
+        state, fresh = model.adapt_state(state)
     own = model.state_dict()
     fc = _classifier_names(model)
-    missing = [k for k in own if k not in state]
+    missing = [k for k in own if k not in state and k not in fresh]
     unexpected = [k for k in state if k not in own]
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     skipped = []
@@ -74,7 +77,12 @@ def load_weights(model, path, allow_classifier_mismatch=False, quiet=False):
         raise UserError("weights {} do not fit the model ({}): {}.{} Check MODEL.name, "
                         "MODEL.num_layers and MODEL.num_classes.".format(
                             path, type(model).__name__, "; ".join(parts), implied))
-    model.set_state_dict({k: v for k, v in state.items() if k not in skipped})
+    merged = {k: v.numpy() for k, v in own.items()}           # fresh / skipped tensors keep their init
+    merged.update({k: v for k, v in state.items() if k in own and k not in skipped})
+    model.set_state_dict(merged)
+    if fresh and not quiet:
+        print("info: {} is a 2D trunk; conv1 inflated to the model's input channels, {} model-specific "
+              "tensors start fresh".format(path, len(fresh)), file=sys.stderr)
     if skipped and not quiet:
         print("warning: {} has another classifier size ({} classes); skipped {} and kept a fresh "
               "classifier".format(path, _implied_classes(state), ", ".join(skipped)), file=sys.stderr)

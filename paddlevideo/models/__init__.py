@@ -1,11 +1,13 @@
 """Model registry: a plain dict from ``MODEL.name`` to a constructor taking the MODEL section."""
 from ..errors import UserError
 from .resnet import ResNet
+from .stnet import StNet
 from .tsm import TSM, TSN
 
 MODELS = {
     "TSN": lambda m: TSN(m.num_classes, m.num_layers, m.seglen, m.dropout_ratio, shift_ratio=0.0),
     "TSM": lambda m: TSM(m.num_classes, m.num_layers, m.seglen, m.dropout_ratio, m.shift_ratio),
+    "STNET": lambda m: StNet(m.num_classes, m.num_layers, m.seglen),
 }
 
 
@@ -22,4 +24,4 @@ def build_model(cfg):
     return MODELS[name](cfg.MODEL)
 
 
-__all__ = ["MODELS", "build_model", "ResNet", "TSM", "TSN"]
+__all__ = ["MODELS", "build_model", "ResNet", "StNet", "TSM", "TSN"]
