@@ -14,7 +14,7 @@ def main(argv):
     cfg = config_from_args(args, "test")
     from paddlevideo.engine.evaluate import evaluate
     evaluate(cfg, cfg.MODEL.name, weights=args.weights, save_dir=args.save_dir or "./output",
-             log_interval=args.log_interval, skip_bad_lines=args.skip_bad_lines)
+             log_interval=args.log_interval, skip_bad_lines=args.skip_bad_lines, cache_dir=args.cache_dir)
     return 0
 
 

@@ -17,7 +17,7 @@ def main(argv):
         raise UserError("nothing to predict: pass --video_path FILE or --filelist LIST")
     from paddlevideo.engine.predict import predict
     _, failed = predict(cfg, video_path=args.video_path, filelist=args.filelist, weights=args.weights,
-                        output=args.output, topk=args.infer_topk, skip_bad_lines=args.skip_bad_lines)
+                        output=args.output, topk=args.infer_topk, skip_bad_lines=args.skip_bad_lines, cache_dir=args.cache_dir)
     return 1 if failed else 0
 
 

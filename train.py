@@ -20,7 +20,8 @@ def main(argv):
     from paddlevideo.engine.train import train
     train(cfg, cfg.MODEL.name, save_dir=args.save_dir or "./checkpoints", pretrain=args.pretrain,
           resume=args.resume, valid_interval=args.valid_interval, log_interval=args.log_interval,
-          fix_random_seed=args.fix_random_seed, skip_bad_lines=args.skip_bad_lines)
+          fix_random_seed=args.fix_random_seed, skip_bad_lines=args.skip_bad_lines,
+          cache_dir=args.cache_dir)
     return 0
 
 

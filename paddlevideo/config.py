@@ -38,7 +38,9 @@ MODEL_KEYS = {
     "shift_ratio": (float, 0.125),
     "label_list": ("str?", "data/dataset/kinetics400_label_list.txt"),
     "pretrain": ("str?", None),
+    "pretrain_md5": ("str?", None),
     "weights": ("str?", None),
+    "weights_md5": ("str?", None),
 }
 READER_KEYS = {
     "short_size": (int, 256),

@@ -33,6 +33,8 @@ def base_parser(description, model_name=None, config=None):
                    help="skip list lines that are malformed or point to missing files (with a warning)")
     p.add_argument("-o", "--override", action="append", default=[], metavar="SECTION.key=value",
                    help="override a config key, e.g. -o TRAIN.epoch=5 (repeatable)")
+    p.add_argument("--cache_dir", default=None,
+                   help="where downloaded weights go (default $PADDLEVIDEO_WEIGHTS_HOME or ~/.paddle/weights)")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     return p
 

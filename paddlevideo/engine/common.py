@@ -6,6 +6,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from .. import download
 from ..config import resolve_path
 from ..errors import UserError
 
@@ -46,16 +47,15 @@ def label_names(cfg):
     return names
 
 
-def resolve_weights(cfg, weights):
-    """Weights for eval/predict: ``--weights``, else ``MODEL.weights`` from the config."""
-    w = weights or cfg.MODEL.weights
-    if not w:
+def resolve_weights(cfg, weights, cache_dir=None):
+    """Weights for eval/predict: ``--weights``, else ``MODEL.weights`` (a URL is downloaded once
+    into the weights cache)."""
+    if weights:
+        return resolve_path(download.resolve(weights, cache_dir))
+    if not cfg.MODEL.weights:
         raise UserError("no weights given; pass --weights PATH/TO/NAME_final.pdparams "
                         "(or set MODEL.weights in the config)")
-    if "://" in w:
-        raise UserError("weights {} are a URL and automatic download is not available yet; download "
-                        "the file by hand and pass --weights PATH".format(w))
-    return resolve_path(w)
+    return resolve_path(download.resolve(cfg.MODEL.weights, cache_dir, cfg.MODEL.weights_md5))
 
 
 def topk_correct(logits, labels, k):

@@ -44,13 +44,14 @@ def run_eval(model, loader, items, desc="eval", mode_tag="TEST", log_interval=0)
     }
 
 
-def evaluate(cfg, model_name, weights=None, save_dir="./output", log_interval=10, skip_bad_lines=False):
+def evaluate(cfg, model_name, weights=None, save_dir="./output", log_interval=10, skip_bad_lines=False,
+             cache_dir=None):
     """``eval.py``: evaluate the TEST list; print a summary and write ``save_dir/NAME_eval.json``."""
     m = cfg.mode("test")
     set_device(m.use_gpu)
     items = parse_list(m.filelist, m.num_classes, m.format, need_label=True, skip_bad=skip_bad_lines)
     model = build_model(cfg)
-    w = resolve_weights(cfg, weights)
+    w = resolve_weights(cfg, weights, cache_dir)
     load_weights(model, w)
     loader = build_loader(VideoDataset(items, m), m.batch_size, num_workers=m.num_reader_threads)
     t0 = time.time()

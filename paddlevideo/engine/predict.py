@@ -11,7 +11,8 @@ from ..weights import load_weights
 from .common import forward_eval, label_names, log, resolve_weights, set_device, softmax
 
 
-def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk=None, skip_bad_lines=False):
+def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk=None, skip_bad_lines=False,
+            cache_dir=None):
     """``predict.py``: print one block per video; return ``(results, failed paths)``.
 
     results: ``[{"video": path, "top_k": [{"label": name, "score": p}, ...]}]`` (also written to
@@ -29,7 +30,7 @@ def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk
     names = label_names(cfg)
     k = min(topk or m.topk, m.num_classes)
     model = build_model(cfg)
-    load_weights(model, resolve_weights(cfg, weights))
+    load_weights(model, resolve_weights(cfg, weights, cache_dir))
     model.eval()
     loader = build_loader(VideoDataset(items, m), m.batch_size, num_workers=m.num_reader_threads)
     results, failed = [], []

@@ -14,6 +14,7 @@ import paddle
 import paddle.nn.functional as F
 from tqdm import tqdm
 
+from .. import download
 from ..data import VideoDataset, build_loader, parse_list, unpack_batch
 from ..errors import UserError
 from ..models import build_model
@@ -39,7 +40,7 @@ def _epoch_seed(seed, epoch):
 
 
 def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None, valid_interval=1,
-          log_interval=10, fix_random_seed=False, skip_bad_lines=False):
+          log_interval=10, fix_random_seed=False, skip_bad_lines=False, cache_dir=None):
     """``train.py``: train ``cfg`` and write checkpoints to ``save_dir``; return the last summary."""
     m = cfg.mode("train")
     set_device(m.use_gpu)
@@ -63,7 +64,7 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
         else:
             resume = base + ".pdparams"
     if resume:
-        params_path, opt_path, state = read_resume(resume)
+        params_path, opt_path, state = read_resume(download.resolve(resume, cache_dir))
     seed = state["seed"] if state else (m.seed if fix_random_seed else random.randrange(2 ** 31))
     if fix_random_seed and m.use_gpu:
         os.environ.setdefault("FLAGS_cudnn_deterministic", "1")  # read when the CUDA context starts
@@ -85,10 +86,7 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
     else:
         pre = pretrain if pretrain is not None else m.pretrain
         if pre and pre.lower() != "none":
-            if "://" in pre:
-                raise UserError("pretrain weights {} are a URL and automatic download is not available "
-                                "yet; download them by hand and pass --pretrain PATH, or --pretrain none "
-                                "to train from scratch".format(pre))
+            pre = download.resolve(pre, cache_dir, m.pretrain_md5 if pretrain is None else None)
             skipped = load_weights(model, pre, allow_classifier_mismatch=True)
             log("[TRAIN] initialised from {}{}".format(pre, " (classifier re-initialised)" if skipped else ""))
         else:
