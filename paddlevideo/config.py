@@ -51,6 +51,8 @@ READER_KEYS = {
     "buf_size": (int, 1024),
     "use_gpu": (bool, False),
     "num_gpus": (int, 1),
+    "flip": (bool, True),
+    "decode_timeout": (float, 60.0),
 }
 TRAIN_KEYS = {
     "epoch": (int, 1),

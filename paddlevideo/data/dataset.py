@@ -12,13 +12,14 @@ indices and the consumer counts it.
 import os
 import sys
 
+import cv2
 import numpy as np
 import paddle
 
 from ..errors import UserError
 from .sampling import segment_indices
 from .transforms import transform_clip
-from .video import VideoError, read_frames, read_pkl
+from .video import VideoError, call_with_timeout, read_frames, read_pkl
 
 
 def _resolve(path, list_dir):
@@ -31,12 +32,12 @@ def _resolve(path, list_dir):
 
 
 def parse_list(list_path, num_classes=None, fmt="mp4", need_label=True, skip_bad=False,
-               check_exists=True):
+               check_exists=True, problems=None):
     """Read a list file; return ``[(path, label)]`` (label -1 when absent).
 
     Every problem (missing label, non-integer or out-of-range label, missing file) is collected
     in one pass; unless ``skip_bad`` they are raised together as one :class:`UserError`, else
-    the bad lines are skipped with a warning.
+    the bad lines are skipped with a warning (or appended to ``problems`` when a list is given).
     """
     if not list_path:
         raise UserError("no list file given; set filelist in the config section or pass --filelist")
@@ -44,6 +45,7 @@ def parse_list(list_path, num_classes=None, fmt="mp4", need_label=True, skip_bad
         raise UserError("list file {} not found; check the filelist key of the config "
                         "(or --filelist)".format(list_path))
     list_dir = os.path.dirname(os.path.abspath(list_path))
+    collect = problems
     items, problems = [], []
     with open(list_path, encoding="utf-8", errors="replace") as f:
         for lineno, raw in enumerate(f, 1):
@@ -77,9 +79,12 @@ def parse_list(list_path, num_classes=None, fmt="mp4", need_label=True, skip_bad
         more = "" if len(problems) <= 20 else "; ... {} more".format(len(problems) - 20)
         raise UserError("{} bad line(s) in {}: {}{} (fix them, or skip them with --skip_bad_lines)"
                         .format(len(problems), list_path, "; ".join(problems[:20]), more))
-    for p in problems:
-        print("warning: skipped {}".format(p), file=sys.stderr)
-    if not items:
+    if collect is not None:
+        collect.extend(problems)
+    else:
+        for p in problems:
+            print("warning: skipped {}".format(p), file=sys.stderr)
+    if not items and collect is None:
         raise UserError("list file {} has no usable entries; write one 'path label' per line"
                         .format(list_path))
     return items
@@ -117,11 +122,14 @@ class VideoDataset(paddle.io.Dataset):
             return segment_indices(n, cfg.seg_num, cfg.seglen, self.train, rng)
 
         if cfg.format == "pkl":
-            frames, pkl_label = read_pkl(path, choose)
+            frames, pkl_label = call_with_timeout(lambda: read_pkl(path, choose), cfg.decode_timeout)
             label = pkl_label if label < 0 else label
         else:
-            frames = read_frames(path, choose)
-        return transform_clip(frames, cfg, self.train, rng), label
+            frames = call_with_timeout(lambda: read_frames(path, choose), cfg.decode_timeout)
+        try:
+            return transform_clip(frames, cfg, self.train, rng), label
+        except (cv2.error, ValueError) as e:  # e.g. degenerate frame sizes
+            raise VideoError("frames cannot be transformed ({})".format(str(e).strip().splitlines()[-1]))
 
     def __getitem__(self, key):
         epoch, i = key if isinstance(key, tuple) else (0, key)
@@ -155,16 +163,19 @@ def unpack_batch(batch):
 
 
 class EpochBatchSampler(paddle.io.Sampler):
-    """Batches of ``(epoch, index)``; shuffled by ``seed`` and ``epoch`` when ``shuffle``."""
+    """Batches of ``(epoch, index)``; shuffled by ``seed`` and ``epoch`` when ``shuffle``.
+
+    ``len()`` is the full epoch; with ``start_batch`` = k the first k batches are not yielded."""
 
     def __init__(self, n, batch_size, shuffle, drop_last, seed=0):
         self.n, self.batch_size, self.shuffle, self.drop_last, self.seed = n, batch_size, shuffle, drop_last, seed
         self.epoch = 0
+        self.start_batch = 0   # skip the batches a resumed run already trained on
 
     def __iter__(self):
         order = (np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
                  if self.shuffle else np.arange(self.n))
-        for k in range(0, self.n, self.batch_size):
+        for k in range(self.start_batch * self.batch_size, self.n, self.batch_size):
             batch = order[k:k + self.batch_size]
             if self.drop_last and len(batch) < self.batch_size:
                 break

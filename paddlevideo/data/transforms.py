@@ -1,7 +1,8 @@
 """Clip transforms on ``[K, H, W, 3]`` uint8 RGB frames (the same geometry for every frame).
 
 train: short-side scale → TSM multi-scale crop (resized to ``short_size`` square) → random crop
-``target_size`` → horizontal flip (p=0.5, whole clip) → normalise.
+``target_size`` → horizontal flip (p=0.5, whole clip; ``flip: false`` turns it off for
+direction-sensitive classes) → normalise.
 test/valid/infer: short-side scale → centre crop ``target_size`` → normalise.
 The result is packed to ``[seg_num, 3*seglen, H, W]`` float32, frame-major channels
 ``[f0R f0G f0B f1R ...]`` within a segment.
@@ -89,7 +90,7 @@ def transform_clip(frames, cfg, train, rng=None):
         frames = crop(frames, *multi_scale_crop_box(h, w, cfg.short_size, rng))
         frames = resize_frames(frames, cfg.short_size, cfg.short_size)
         frames = random_crop(frames, cfg.target_size, rng)
-        if rng.random() < 0.5:
+        if cfg.flip and rng.random() < 0.5:
             frames = frames[:, :, ::-1]
     else:
         frames = center_crop(frames, cfg.target_size)

@@ -3,7 +3,9 @@
 Every source decodes only the frames asked for and returns them as ``[K, H, W, 3]`` uint8 RGB.
 A file that no decoder can read raises :class:`VideoError` (the reader counts and skips it).
 """
+import os
 import pickle
+import threading
 
 import cv2
 import numpy as np
@@ -73,11 +75,35 @@ def _to_rgb(frame):
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
+IMAGE_MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
+               b"BM": "a BMP image"}
+
+
+def sniff(path):
+    """Reject what is certainly not a video before any decoder sees it (empty files, images)."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise VideoError("cannot read the file ({})".format(e.strerror or e))
+    if size == 0:
+        raise VideoError("empty file (0 bytes)")
+    for magic, what in IMAGE_MAGIC.items():
+        if head.startswith(magic):
+            raise VideoError("the file is {}, not a video".format(what))
+
+
 def read_frames(path, choose_indices):
     """Decode the frames chosen by ``choose_indices(num_frames)`` from a video file.
 
-    decord first; OpenCV for files decord cannot open or decode.  Returns ``[K, H, W, 3]`` uint8 RGB.
+    decord first; OpenCV for files decord cannot open or decode (it counts the frames that really
+    decode, so a header that promises more frames than the file holds is handled).  Returns
+    ``[K, H, W, 3]`` uint8 RGB; raises :class:`VideoError`.
     """
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise VideoError("not a regular file")
+    sniff(path)
     errors = []
     for reader in (read_frames_decord, read_frames_opencv):
         try:
@@ -116,3 +142,27 @@ def read_pkl(path, choose_indices):
             cache[i] = _to_rgb(img)
         out.append(cache[i])
     return np.stack(out), int(label)
+
+
+def call_with_timeout(fn, timeout):
+    """Run ``fn()`` in a daemon thread; raise :class:`VideoError` if it takes longer than
+    ``timeout`` seconds (a decoder stuck in native code must not hang the run; the stuck thread is
+    abandoned and dies with its process)."""
+    if not timeout or timeout <= 0:
+        return fn()
+    box = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed to the caller below
+            box["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise VideoError("decoding took longer than {:g}s (decode_timeout); skipped".format(timeout))
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -2,16 +2,18 @@
 
 * ``.pdparams`` — model state dict (``paddle.save``), loadable by ``load_weights``;
 * ``.pdopt`` — optimizer state dict, including the LR scheduler;
-* ``.state.json`` — epoch (0-based, completed), global step, learning rate, and the run's seed
-  (every random stream of epoch e derives from (seed, e), so the seed is the RNG state).
+* ``.state.json`` — where to continue (``next_epoch``, ``next_batch``), the last completed epoch,
+  global step, learning rate, the run's seed (every random stream of epoch e derives from
+  (seed, e)) and, for a mid-epoch checkpoint, Paddle's RNG state (base64 pickle).
 
-Files are written to temporary names and renamed; the state file is renamed last and marks the
-checkpoint as complete, so ``--resume auto`` never picks a half-written one.
+``NAME_epoch{N}`` is written after epoch N; ``NAME_interrupted`` when Ctrl-C / SIGTERM stops a run
+mid-epoch.  Files are written to temporary names and renamed; an old state file is removed first
+and the new one renamed last, so a checkpoint is complete exactly when its state file exists and
+``--resume auto`` never picks a half-written one, whenever the process is killed.
 """
 import glob
 import json
 import os
-import re
 
 import paddle
 
@@ -31,9 +33,27 @@ def save_checkpoint(save_dir, prefix, model, optimizer, state):
         json.dump(state, f, indent=1)
         f.flush()
         os.fsync(f.fileno())
+    if os.path.exists(base + STATE_EXT):
+        os.remove(base + STATE_EXT)
     for ext in (".pdparams", ".pdopt", STATE_EXT):
         os.replace(tmp + ext, base + ext)
     return base
+
+
+def remove_stale_temporaries(save_dir, name):
+    """Delete temporary files a killed run left behind."""
+    for path in glob.glob(os.path.join(glob.escape(save_dir), name + "_*.tmp*")):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+def resume_point(state):
+    """``(next_epoch, next_batch)`` of a state dict."""
+    if "next_epoch" in state:
+        return int(state["next_epoch"]), int(state.get("next_batch", 0))
+    return int(state["epoch"]) + 1, 0
 
 
 def _strip(path):
@@ -44,14 +64,22 @@ def _strip(path):
 
 
 def find_latest(save_dir, name):
-    """The prefix of the newest complete ``NAME_epoch{N}`` checkpoint in ``save_dir`` or None."""
-    best, best_epoch = None, -1
-    for state_path in glob.glob(os.path.join(glob.escape(save_dir), name + "_epoch*" + STATE_EXT)):
-        m = re.search(r"_epoch(\d+)" + re.escape(STATE_EXT) + "$", state_path)
-        base = _strip(state_path)
-        if m and int(m.group(1)) > best_epoch and all(
-                os.path.exists(base + e) for e in (".pdparams", ".pdopt")):
-            best, best_epoch = base, int(m.group(1))
+    """The prefix of the complete checkpoint of ``name`` in ``save_dir`` that is furthest along
+    (``NAME_epoch{N}`` or ``NAME_interrupted``), or None."""
+    best, best_point = None, None
+    patterns = (name + "_epoch*" + STATE_EXT, name + "_interrupted" + STATE_EXT)
+    for pattern in patterns:
+        for state_path in glob.glob(os.path.join(glob.escape(save_dir), pattern)):
+            base = _strip(state_path)
+            if not all(os.path.exists(base + e) for e in (".pdparams", ".pdopt")):
+                continue
+            try:
+                with open(state_path) as f:
+                    point = resume_point(json.load(f))
+            except (OSError, ValueError, KeyError):
+                continue
+            if best_point is None or point > best_point:
+                best, best_point = base, point
     return best
 
 

@@ -18,6 +18,7 @@ def run_eval(model, loader, items, desc="eval", mode_tag="TEST", log_interval=0)
     n = correct1 = correct5 = 0
     loss_sum = 0.0
     skipped = []
+    confusion = None
     for it, batch in enumerate(tqdm(loader, desc=desc, leave=False, mininterval=2)):
         clips, y, _, failed = unpack_batch(batch)
         skipped += [items[int(i)][0] for i in failed]
@@ -27,6 +28,9 @@ def run_eval(model, loader, items, desc="eval", mode_tag="TEST", log_interval=0)
         shifted = logits - logits.max(axis=1, keepdims=True)
         logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         loss_sum += float(-logp[np.arange(len(y)), y].sum())
+        if confusion is None:
+            confusion = np.zeros((logits.shape[1], logits.shape[1]), np.int64)
+        np.add.at(confusion, (y, logits.argmax(axis=1)), 1)
         correct1 += topk_correct(logits, y, 1)
         correct5 += topk_correct(logits, y, 5)
         n += len(y)
@@ -41,12 +45,12 @@ def run_eval(model, loader, items, desc="eval", mode_tag="TEST", log_interval=0)
         "num_evaluated": n,
         "num_skipped": len(skipped),
         "skipped": skipped,
+        "confusion": confusion.tolist() if confusion is not None else None,   # rows: true, cols: predicted
     }
 
 
-def evaluate(cfg, model_name, weights=None, save_dir="./output", log_interval=10, skip_bad_lines=False,
-             cache_dir=None):
-    """``eval.py``: evaluate the TEST list; print a summary and write ``save_dir/NAME_eval.json``."""
+def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines=False, cache_dir=None):
+    """Build ``model_name`` from ``cfg``, load ``weights`` and evaluate the TEST list; return the summary."""
     m = cfg.mode("test")
     set_device(m.use_gpu)
     items = parse_list(m.filelist, m.num_classes, m.format, need_label=True, skip_bad=skip_bad_lines)
@@ -57,6 +61,13 @@ def evaluate(cfg, model_name, weights=None, save_dir="./output", log_interval=10
     t0 = time.time()
     res = run_eval(model, loader, items, log_interval=log_interval)
     res.update({"model": model_name, "weights": w, "filelist": m.filelist, "seconds": round(time.time() - t0, 2)})
+    return res
+
+
+def evaluate(cfg, model_name, weights=None, save_dir="./output", log_interval=10, skip_bad_lines=False,
+             cache_dir=None):
+    """``eval.py``: evaluate the TEST list; print a summary and write ``save_dir/NAME_eval.json``."""
+    res = evaluate_model(cfg, model_name, weights, log_interval, skip_bad_lines, cache_dir)
     if res["num_evaluated"]:
         log("[TEST] Finish\tLoss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f}\t({} videos, {} skipped)".format(
             res["loss"], res["top1_acc"], res["top5_acc"], res["num_evaluated"], res["num_skipped"]))

@@ -5,8 +5,13 @@ random and stored in the checkpoint).  Weight init uses ``seed``; in epoch ``e``
 order, every clip's sampling/crop/flip and the dropout masks derive from ``(seed, e)`` only.  A
 resumed run therefore repeats exactly what the uninterrupted run would have done.
 """
+import base64
 import os
+import pickle
 import random
+import signal
+import sys
+import threading
 import time
 
 import numpy as np
@@ -19,7 +24,7 @@ from ..data import VideoDataset, build_loader, parse_list, unpack_batch
 from ..errors import UserError
 from ..models import build_model
 from ..weights import load_weights
-from .checkpoint import find_latest, read_resume, save_checkpoint
+from .checkpoint import find_latest, read_resume, remove_stale_temporaries, resume_point, save_checkpoint
 from .common import log, set_device, topk_correct, warn
 from .evaluate import run_eval
 
@@ -35,13 +40,56 @@ def build_optimizer(m, model):
     return opt, sched
 
 
+class _StopRequest:
+    """While active, Ctrl-C (SIGINT) and SIGTERM only set ``requested``; the loop then saves a
+    ``NAME_interrupted`` checkpoint after the current step and exits with status 130."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+
+    def _handle(self, signum, frame):
+        if not self.requested:
+            print("\n[TRAIN] stop requested: saving the current state...", file=sys.stderr, flush=True)
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _encode_rng(states):
+    return base64.b64encode(pickle.dumps(states)).decode("ascii")
+
+
+def _decode_rng(text):
+    return pickle.loads(base64.b64decode(text))
+
+
+def _save_interrupted(save_dir, model_name, model, opt, seed, m, epoch, next_batch, step):
+    """Save where a stopped run continues (mid-epoch, with the RNG state) and exit 130."""
+    state = {"epoch": epoch - 1, "next_epoch": epoch, "next_batch": next_batch, "step": step,
+             "lr": opt.get_lr(), "seed": seed, "rng": _encode_rng(paddle.get_rng_state()),
+             "model": model_name, "num_classes": m.num_classes}
+    base = save_checkpoint(save_dir, "{}_interrupted".format(model_name), model, opt, state)
+    log("[TRAIN] interrupted in epoch {} after batch {}; saved {}.pdparams — continue with --resume auto"
+        .format(epoch, next_batch, base))
+    raise SystemExit(130)
+
+
 def _epoch_seed(seed, epoch):
     return (seed * 1000003 + epoch * 7919 + 17) % (2 ** 31)
 
 
 def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None, valid_interval=1,
           log_interval=10, fix_random_seed=False, skip_bad_lines=False, cache_dir=None):
-    """``train.py``: train ``cfg`` and write checkpoints to ``save_dir``; return the last summary."""
+    """``train.py``: train ``cfg`` and write checkpoints to ``save_dir``; return per-epoch summaries."""
     m = cfg.mode("train")
     set_device(m.use_gpu)
     fix_random_seed = fix_random_seed or m.fix_random_seed
@@ -55,6 +103,7 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
                         "--batch_size".format(m.filelist, len(items), m.batch_size))
 
     # resume / pretrain
+    remove_stale_temporaries(save_dir, model_name)
     start_epoch, step, state, opt_path = 0, 0, None, None
     if resume == "auto":
         base = find_latest(save_dir, model_name)
@@ -74,11 +123,14 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
     model = build_model(cfg)
     opt, sched = build_optimizer(m, model)
 
+    start_batch, rng_state = 0, None
     if state:
         load_weights(model, params_path)
         opt.set_state_dict(paddle.load(opt_path))
-        start_epoch, step = state["epoch"] + 1, state["step"]
-        log("[TRAIN] resumed {} at epoch {} (lr {:.6g})".format(params_path, start_epoch, opt.get_lr()))
+        (start_epoch, start_batch), step = resume_point(state), state["step"]
+        rng_state = state.get("rng")
+        log("[TRAIN] resumed {} at epoch {}{} (lr {:.6g})".format(
+            params_path, start_epoch, ", batch {}".format(start_batch) if start_batch else "", opt.get_lr()))
     elif resume:
         skipped = load_weights(model, params_path, allow_classifier_mismatch=True)
         log("[TRAIN] {} holds parameters only: fine-tuning from it at epoch 0 with a fresh optimizer{}".format(
@@ -101,55 +153,71 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
 
     log("[TRAIN] {}: {} videos, batch {} per process, {} steps/epoch, epochs {}..{}, seed {}".format(
         model_name, len(items), m.batch_size, len(loader), start_epoch, m.epoch - 1, seed))
-    summary = {}
-    for epoch in range(start_epoch, m.epoch):
-        paddle.seed(_epoch_seed(seed, epoch))
-        loader.batch_sampler.epoch = epoch
-        model.train()
-        t0, n, loss_sum, c1, c5, skipped = time.time(), 0, 0.0, 0, 0, 0
-        bar = tqdm(loader, desc="epoch {}".format(epoch), leave=False, mininterval=2)
-        for it, batch in enumerate(bar):
-            clips, y, _, failed = unpack_batch(batch)
-            skipped += len(failed)
-            for i in failed:
-                warn("epoch {}: skipped unreadable video {}".format(epoch, items[int(i)][0]))
-            if clips is None:
-                continue
-            logits = model(clips)
-            loss = F.cross_entropy(logits, paddle.to_tensor(y))
-            loss.backward()
-            opt.step()
-            opt.clear_grad()
-            step += 1
-            lv, lg = float(loss), logits.numpy()
-            b = len(y)
-            n += b
-            loss_sum += lv * b
-            a1, a5 = topk_correct(lg, y, 1), topk_correct(lg, y, 5)
-            c1, c5 = c1 + a1, c5 + a5
-            if log_interval and it % log_interval == 0:
-                tqdm.write("[TRAIN] Epoch {}, iter {} \tLoss: {:.6f},\ttop1_acc: {:.4f}, \ttop5_acc: {:.4f}".format(
-                    epoch, it, lv, a1 / b, a5 / b))
-        lr = opt.get_lr()
-        sched.step()
-        summary = {"epoch": epoch, "loss": loss_sum / max(n, 1), "top1_acc": c1 / max(n, 1),
-                   "top5_acc": c5 / max(n, 1), "skipped": skipped}
-        log("[TRAIN] Epoch {} finished\tavg_loss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f},\tlr: {:.6g},"
-            "\ttime: {:.1f}s,\tskipped videos: {}".format(epoch, summary["loss"], summary["top1_acc"],
-                                                         summary["top5_acc"], lr, time.time() - t0, skipped))
-        state = {"epoch": epoch, "step": step, "lr": lr, "next_lr": opt.get_lr(), "seed": seed,
-                 "model": model_name, "num_classes": m.num_classes}
-        base = save_checkpoint(save_dir, "{}_epoch{}".format(model_name, epoch), model, opt, state)
-        log("[TRAIN] saved {}.pdparams".format(base))
-        if valid_loader is not None and (epoch + 1) % valid_interval == 0:
-            res = run_eval(model, valid_loader, valid_items, desc="valid")
-            if res["num_evaluated"]:
-                log("[VALID] Epoch {}\tLoss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f}\t({} videos, {} skipped)".format(
-                    epoch, res["loss"], res["top1_acc"], res["top5_acc"], res["num_evaluated"], res["num_skipped"]))
-            summary["valid"] = res
-    if start_epoch < m.epoch:
-        base = save_checkpoint(save_dir, "{}_final".format(model_name), model, opt, state)
-        log("[TRAIN] finished; final weights {}.pdparams".format(base))
-    else:
-        log("[TRAIN] nothing to do: already trained for {} epochs".format(m.epoch))
-    return summary
+    stop = _StopRequest()
+    history = []
+    with stop:
+        for epoch in range(start_epoch, m.epoch):
+            first = start_batch if epoch == start_epoch else 0
+            if first and rng_state is not None:
+                paddle.set_rng_state(_decode_rng(rng_state))     # continue the interrupted epoch exactly
+            else:
+                paddle.seed(_epoch_seed(seed, epoch))
+            loader.batch_sampler.epoch, loader.batch_sampler.start_batch = epoch, first
+            model.train()
+            t0, n, loss_sum, c1, c5, skipped, done = time.time(), 0, 0.0, 0, 0, 0, first
+            bar = tqdm(loader, desc="epoch {}".format(epoch), leave=False, mininterval=2, initial=first)
+            try:
+                for it, batch in enumerate(bar, start=first):
+                    clips, y, _, failed = unpack_batch(batch)
+                    skipped += len(failed)
+                    for i in failed:
+                        warn("epoch {}: skipped unreadable video {}".format(epoch, items[int(i)][0]))
+                    if clips is not None:
+                        logits = model(clips)
+                        loss = F.cross_entropy(logits, paddle.to_tensor(y))
+                        loss.backward()
+                        opt.step()
+                        opt.clear_grad()
+                        step += 1
+                        lv, lg = float(loss), logits.numpy()
+                        b = len(y)
+                        n += b
+                        loss_sum += lv * b
+                        a1, a5 = topk_correct(lg, y, 1), topk_correct(lg, y, 5)
+                        c1, c5 = c1 + a1, c5 + a5
+                        if log_interval and it % log_interval == 0:
+                            tqdm.write("[TRAIN] Epoch {}, iter {} \tLoss: {:.6f},\ttop1_acc: {:.4f}, \ttop5_acc: {:.4f}"
+                                       .format(epoch, it, lv, a1 / b, a5 / b))
+                    done = it + 1
+                    if stop.requested:
+                        _save_interrupted(save_dir, model_name, model, opt, seed, m, epoch, done, step)
+            except Exception:
+                if not stop.requested:   # workers also get Ctrl-C and may die first
+                    raise
+                _save_interrupted(save_dir, model_name, model, opt, seed, m, epoch, done, step)
+            bar.close()
+            lr = opt.get_lr()
+            sched.step()
+            summary = {"epoch": epoch, "loss": loss_sum / max(n, 1), "top1_acc": c1 / max(n, 1),
+                       "top5_acc": c5 / max(n, 1), "skipped": skipped}
+            log("[TRAIN] Epoch {} finished\tavg_loss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f},\tlr: {:.6g},"
+                "\ttime: {:.1f}s,\tskipped videos: {}".format(epoch, summary["loss"], summary["top1_acc"],
+                                                             summary["top5_acc"], lr, time.time() - t0, skipped))
+            state = {"epoch": epoch, "next_epoch": epoch + 1, "next_batch": 0, "step": step, "lr": lr,
+                     "next_lr": opt.get_lr(), "seed": seed, "model": model_name, "num_classes": m.num_classes}
+            base = save_checkpoint(save_dir, "{}_epoch{}".format(model_name, epoch), model, opt, state)
+            log("[TRAIN] saved {}.pdparams".format(base))
+            if valid_loader is not None and (epoch + 1) % valid_interval == 0:
+                res = run_eval(model, valid_loader, valid_items, desc="valid")
+                if res["num_evaluated"]:
+                    log("[VALID] Epoch {}\tLoss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f}\t({} videos, {} skipped)"
+                        .format(epoch, res["loss"], res["top1_acc"], res["top5_acc"], res["num_evaluated"],
+                                res["num_skipped"]))
+                summary["valid"] = res
+            history.append(summary)
+        if start_epoch < m.epoch:
+            base = save_checkpoint(save_dir, "{}_final".format(model_name), model, opt, state)
+            log("[TRAIN] finished; final weights {}.pdparams".format(base))
+        else:
+            log("[TRAIN] nothing to do: already trained for {} epochs".format(m.epoch))
+    return history
