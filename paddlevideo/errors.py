@@ -23,6 +23,13 @@ def run_cli(main, argv=None):
             traceback.print_exc()
         print("error: {}".format(e), file=sys.stderr)
         sys.exit(2)
+    except OSError as e:  # unwritable save_dir, full disk, ...: the file and the reason, one line
+        if debug:
+            traceback.print_exc()
+        where = " {}".format(e.filename) if getattr(e, "filename", None) else ""
+        print("error: cannot access{}: {} (check the path and its permissions, or the free disk space)".format(
+            where, e.strerror or e), file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
