@@ -1,6 +1,6 @@
 """Evaluate a video model: python eval.py --model_name TSM --config configs/tsm.yaml --weights W."""
 import paddlevideo  # noqa: F401  (sets the CPU thread count before paddle is imported)
-from paddlevideo.engine.cli import base_parser, config_from_args
+from paddlevideo.engine.cli import add_backend_args, base_parser, config_from_args
 from paddlevideo.errors import run_cli
 
 
@@ -8,13 +8,15 @@ def main(argv):
     p = base_parser(__doc__)
     p.add_argument("--weights", default=None, help="weights to evaluate (default: MODEL.weights)")
     p.add_argument("--filelist", default=None, help="list to evaluate (overrides TEST.filelist)")
+    add_backend_args(p)
     args = p.parse_args(argv)
     if args.filelist:
         args.override.append("TEST.filelist={}".format(args.filelist))
     cfg = config_from_args(args, "test")
     from paddlevideo.engine.evaluate import evaluate
     evaluate(cfg, cfg.MODEL.name, weights=args.weights, save_dir=args.save_dir or "./output",
-             log_interval=args.log_interval, skip_bad_lines=args.skip_bad_lines, cache_dir=args.cache_dir)
+             log_interval=args.log_interval, skip_bad_lines=args.skip_bad_lines, cache_dir=args.cache_dir,
+             backend=args.backend, cpu_threads=args.cpu_threads, exported=args.exported)
     return 0
 
 

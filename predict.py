@@ -1,6 +1,6 @@
 """Predict the action in videos: python predict.py --video_path clip.mp4 (TSM, configs/tsm.yaml)."""
 import paddlevideo  # noqa: F401  (sets the CPU thread count before paddle is imported)
-from paddlevideo.engine.cli import base_parser, config_from_args
+from paddlevideo.engine.cli import add_backend_args, base_parser, config_from_args
 from paddlevideo.errors import UserError, run_cli
 
 
@@ -11,13 +11,16 @@ def main(argv):
     p.add_argument("--filelist", default=None, help="a list of videos (overrides INFER.filelist)")
     p.add_argument("--infer_topk", type=int, default=None, help="how many classes to show (default MODEL.topk)")
     p.add_argument("--output", default=None, help="write the results as JSON here")
+    add_backend_args(p)
     args = p.parse_args(argv)
     cfg = config_from_args(args, "infer")
     if not args.video_path and not (args.filelist or cfg.INFER.get("filelist")):
         raise UserError("nothing to predict: pass --video_path FILE or --filelist LIST")
     from paddlevideo.engine.predict import predict
     _, failed = predict(cfg, video_path=args.video_path, filelist=args.filelist, weights=args.weights,
-                        output=args.output, topk=args.infer_topk, skip_bad_lines=args.skip_bad_lines, cache_dir=args.cache_dir)
+                        output=args.output, topk=args.infer_topk, skip_bad_lines=args.skip_bad_lines,
+                        cache_dir=args.cache_dir, backend=args.backend, cpu_threads=args.cpu_threads,
+                        exported=args.exported)
     return 1 if failed else 0
 
 

@@ -5,7 +5,7 @@
 #   bash run.sh train   NAME CONFIG [flags]  -> train.py   --model_name NAME --config CONFIG flags
 #   bash run.sh eval    NAME CONFIG [flags]  -> eval.py
 #   bash run.sh predict NAME CONFIG [flags]  -> predict.py
-#   bash run.sh export  NAME CONFIG [flags]  (not built yet)
+#   bash run.sh export  NAME CONFIG [flags]  -> export.py (static model for Paddle Inference)
 # Set-up is automatic: the first run creates .venv (unless a virtualenv is active) and installs
 # requirements.txt; it reinstalls only when requirements.txt changes.  On a CUDA machine set
 # PADDLE_PACKAGE=paddlepaddle-gpu (see README).
@@ -45,7 +45,7 @@ mode="${1:-}"
 [ -n "$mode" ] || { usage; exit 2; }
 shift
 case "$mode" in
-  train|eval|predict)
+  train|eval|predict|export)
     if [ $# -lt 2 ]; then echo "error: usage: bash run.sh $mode NAME CONFIG [flags]" >&2; exit 2; fi
     name="$1"; config="$2"; shift 2
     setup
@@ -59,10 +59,6 @@ case "$mode" in
   demo)
     setup
     exec bash "$ROOT/scripts/quick_demo.sh" "$PY" "$@"
-    ;;
-  export)
-    echo "error: 'export' is not built yet (tracked in the fast-inference issue); use predict.py for now" >&2
-    exit 2
     ;;
   -h|--help|help) usage ;;
   *)

@@ -39,6 +39,13 @@ def base_parser(description, model_name=None, config=None):
     return p
 
 
+def add_backend_args(p):
+    p.add_argument("--backend", default="auto", choices=["auto", "dygraph", "paddle-inference"],
+                   help="auto: Paddle Inference (oneDNN) on CPU, the dynamic graph on GPU")
+    p.add_argument("--cpu_threads", type=int, default=None, help="CPU threads for Paddle Inference (default: all cores)")
+    p.add_argument("--exported", default=None, help="prefix of a model written by 'run.sh export' (skips --weights)")
+
+
 def config_from_args(args, mode):
     """Load ``args.config`` and apply, in order: ``-o`` overrides, then the explicit flags."""
     path = args.config

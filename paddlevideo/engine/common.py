@@ -65,11 +65,5 @@ def topk_correct(logits, labels, k):
     return int((top == labels[:, None]).any(axis=1).sum())
 
 
-def forward_eval(model, clips):
-    """Logits ``[N, C]`` as numpy for a batch ``[N, T, 3*seglen, H, W]`` without autograd."""
-    with paddle.no_grad():
-        return model(clips).numpy()
-
-
 def softmax(logits):
     return F.softmax(paddle.to_tensor(logits), axis=-1).numpy()

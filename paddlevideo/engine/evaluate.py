@@ -7,14 +7,13 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data import VideoDataset, build_loader, parse_list, unpack_batch
-from ..models import build_model
-from ..weights import load_weights
-from .common import forward_eval, log, resolve_weights, set_device, topk_correct
+from .backends import make_runner
+from .common import log, resolve_weights, set_device, topk_correct
 
 
-def run_eval(model, loader, items, desc="eval", mode_tag="TEST", log_interval=0):
-    """Evaluate ``model`` on ``loader``; return a summary dict (loss, top1, top5, counts, skipped)."""
-    model.eval()
+def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0):
+    """Evaluate with ``runner`` (clips -> logits, see backends) on ``loader``; return a summary dict
+    (loss, top1, top5, counts, skipped, confusion)."""
     n = correct1 = correct5 = 0
     loss_sum = 0.0
     skipped = []
@@ -24,7 +23,7 @@ def run_eval(model, loader, items, desc="eval", mode_tag="TEST", log_interval=0)
         skipped += [items[int(i)][0] for i in failed]
         if clips is None:
             continue
-        logits = forward_eval(model, clips)
+        logits = runner(clips)
         shifted = logits - logits.max(axis=1, keepdims=True)
         logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         loss_sum += float(-logp[np.arange(len(y)), y].sum())
@@ -49,25 +48,27 @@ def run_eval(model, loader, items, desc="eval", mode_tag="TEST", log_interval=0)
     }
 
 
-def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines=False, cache_dir=None):
-    """Build ``model_name`` from ``cfg``, load ``weights`` and evaluate the TEST list; return the summary."""
+def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines=False, cache_dir=None,
+                   backend="auto", cpu_threads=None, exported=None):
+    """Evaluate ``model_name`` with ``weights`` on the TEST list; return the summary."""
     m = cfg.mode("test")
     set_device(m.use_gpu)
     items = parse_list(m.filelist, m.num_classes, m.format, need_label=True, skip_bad=skip_bad_lines)
-    model = build_model(cfg)
     w = resolve_weights(cfg, weights, cache_dir)
-    load_weights(model, w)
+    runner, used = make_runner(cfg, "test", w, backend, cpu_threads, cache_dir, exported)
     loader = build_loader(VideoDataset(items, m), m.batch_size, num_workers=m.num_reader_threads)
     t0 = time.time()
-    res = run_eval(model, loader, items, log_interval=log_interval)
-    res.update({"model": model_name, "weights": w, "filelist": m.filelist, "seconds": round(time.time() - t0, 2)})
+    res = run_eval(runner, loader, items, log_interval=log_interval)
+    res.update({"model": model_name, "weights": w, "backend": used, "filelist": m.filelist,
+                "seconds": round(time.time() - t0, 2)})
     return res
 
 
 def evaluate(cfg, model_name, weights=None, save_dir="./output", log_interval=10, skip_bad_lines=False,
-             cache_dir=None):
+             cache_dir=None, backend="auto", cpu_threads=None, exported=None):
     """``eval.py``: evaluate the TEST list; print a summary and write ``save_dir/NAME_eval.json``."""
-    res = evaluate_model(cfg, model_name, weights, log_interval, skip_bad_lines, cache_dir)
+    res = evaluate_model(cfg, model_name, weights, log_interval, skip_bad_lines, cache_dir, backend,
+                         cpu_threads, exported)
     if res["num_evaluated"]:
         log("[TEST] Finish\tLoss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f}\t({} videos, {} skipped)".format(
             res["loss"], res["top1_acc"], res["top5_acc"], res["num_evaluated"], res["num_skipped"]))

@@ -6,13 +6,12 @@ import numpy as np
 
 from ..data import VideoDataset, build_loader, parse_list, unpack_batch
 from ..errors import UserError
-from ..models import build_model
-from ..weights import load_weights
-from .common import forward_eval, label_names, log, resolve_weights, set_device, softmax
+from .backends import make_runner
+from .common import label_names, log, resolve_weights, set_device, softmax
 
 
 def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk=None, skip_bad_lines=False,
-            cache_dir=None):
+            cache_dir=None, backend="auto", cpu_threads=None, exported=None):
     """``predict.py``: print one block per video; return ``(results, failed paths)``.
 
     results: ``[{"video": path, "top_k": [{"label": name, "score": p}, ...]}]`` (also written to
@@ -29,9 +28,8 @@ def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk
                            skip_bad=skip_bad_lines)
     names = label_names(cfg)
     k = min(topk or m.topk, m.num_classes)
-    model = build_model(cfg)
-    load_weights(model, resolve_weights(cfg, weights, cache_dir))
-    model.eval()
+    w = None if exported and not weights else resolve_weights(cfg, weights, cache_dir)
+    runner, _ = make_runner(cfg, "infer", w, backend, cpu_threads, cache_dir, exported)
     loader = build_loader(VideoDataset(items, m), m.batch_size, num_workers=m.num_reader_threads)
     results, failed = [], []
     for batch in loader:
@@ -41,7 +39,7 @@ def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk
             log("[INFER] video: {}\n  error: cannot decode this video (skipped)".format(items[int(i)][0]))
         if clips is None:
             continue
-        probs = softmax(forward_eval(model, clips))
+        probs = softmax(runner(clips))
         for row, i in zip(probs, idx):
             top = np.argsort(-row)[:k]
             entry = {"video": items[int(i)][0],

@@ -24,6 +24,7 @@ from ..data import VideoDataset, build_loader, parse_list, unpack_batch
 from ..errors import UserError
 from ..models import build_model
 from ..weights import load_weights
+from .backends import dygraph_runner
 from .checkpoint import find_latest, read_resume, remove_stale_temporaries, resume_point, save_checkpoint
 from .common import log, set_device, topk_correct, warn
 from .evaluate import run_eval
@@ -102,6 +103,7 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
         raise UserError("the training list {} has {} videos, fewer than TRAIN.batch_size={}; lower "
                         "--batch_size".format(m.filelist, len(items), m.batch_size))
 
+    os.makedirs(save_dir, exist_ok=True)           # fail now, not after the first epoch
     # resume / pretrain
     remove_stale_temporaries(save_dir, model_name)
     start_epoch, step, state, opt_path = 0, 0, None, None
@@ -208,7 +210,7 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
             base = save_checkpoint(save_dir, "{}_epoch{}".format(model_name, epoch), model, opt, state)
             log("[TRAIN] saved {}.pdparams".format(base))
             if valid_loader is not None and (epoch + 1) % valid_interval == 0:
-                res = run_eval(model, valid_loader, valid_items, desc="valid")
+                res = run_eval(dygraph_runner(model), valid_loader, valid_items, desc="valid")
                 if res["num_evaluated"]:
                     log("[VALID] Epoch {}\tLoss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f}\t({} videos, {} skipped)"
                         .format(epoch, res["loss"], res["top1_acc"], res["top5_acc"], res["num_evaluated"],

@@ -1,0 +1,31 @@
+"""Export a model for Paddle Inference: python export.py --model_name TSM --config configs/tsm.yaml --weights W."""
+import os
+
+import paddlevideo  # noqa: F401  (sets the CPU thread count before paddle is imported)
+from paddlevideo.engine.cli import base_parser, config_from_args
+from paddlevideo.errors import run_cli
+
+
+def main(argv):
+    p = base_parser(__doc__)
+    p.add_argument("--weights", default=None, help="weights to export (default: MODEL.weights)")
+    p.add_argument("--mode", default="infer", choices=["infer", "test"],
+                   help="whose seg_num/seglen/target_size fix the input shape (default infer)")
+    args = p.parse_args(argv)
+    cfg = config_from_args(args, args.mode)
+    from paddlevideo import build_model, load_weights
+    from paddlevideo.engine.backends import export_model, input_shape
+    from paddlevideo.engine.common import resolve_weights
+    w = resolve_weights(cfg, args.weights, args.cache_dir)
+    model = build_model(cfg)
+    load_weights(model, w)
+    shape = input_shape(cfg.mode(args.mode))
+    prefix = os.path.join(args.save_dir or "./inference", cfg.MODEL.name)
+    export_model(model, prefix, shape)
+    print("[EXPORT] {} -> {}.{{json,pdiparams}} with input [None, {}] (use predict.py --exported {})".format(
+        w, prefix, ", ".join(map(str, shape)), prefix))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,131 @@
+"""Inference backends for eval and predict: the dynamic graph, or an exported static model run by
+Paddle Inference (oneDNN on CPU) — the fast path, used by default on CPU.
+
+A runner is a callable ``clips [N, T, 3*seglen, H, W] -> logits [N, num_classes]`` (numpy).
+"""
+import hashlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import paddle
+
+from .. import download
+from ..errors import UserError
+from ..models import build_model
+from ..models.resnet import set_shift_impl
+from ..weights import load_weights
+
+BACKENDS = ("auto", "dygraph", "paddle-inference")
+
+
+def dygraph_runner(model):
+    """Run a ``paddle.nn.Layer`` in eval mode without autograd."""
+    def run(clips):
+        model.eval()
+        with paddle.no_grad():
+            x = clips if isinstance(clips, paddle.Tensor) else paddle.to_tensor(np.asarray(clips))
+            return model(x).numpy()
+    return run
+
+
+def export_model(model, prefix, input_shape):
+    """``paddle.jit.save`` a model for inference with input ``[None] + input_shape``.
+
+    The exported graph uses the slice formulation of the temporal shift (see resnet.temporal_shift).
+    Returns the written prefix (``prefix.json``/``.pdmodel`` + ``prefix.pdiparams``).
+    """
+    model.eval()
+    set_shift_impl(model, "slice")
+    spec = paddle.static.InputSpec([None] + list(input_shape), "float32", "x")
+    try:
+        paddle.jit.save(model, prefix, input_spec=[spec])
+    finally:
+        set_shift_impl(model, "op")
+    return prefix
+
+
+def model_file(prefix):
+    for ext in (".json", ".pdmodel"):
+        if os.path.exists(prefix + ext):
+            return prefix + ext
+    raise UserError("no exported model at {} (.json or .pdmodel); export it with "
+                    "'bash run.sh export NAME CONFIG --weights W --save_dir DIR'".format(prefix))
+
+
+class InferenceRunner:
+    """An exported model run by ``paddle.inference`` (oneDNN, ``threads`` CPU threads, or GPU)."""
+
+    def __init__(self, prefix, threads=None, use_gpu=False):
+        from paddle import inference
+        config = inference.Config(model_file(prefix), prefix + ".pdiparams")
+        if use_gpu:
+            config.enable_use_gpu(256, 0)
+        else:
+            config.disable_gpu()
+            config.enable_mkldnn()
+            config.set_cpu_math_library_num_threads(threads or os.cpu_count() or 1)
+        config.disable_glog_info()
+        self.predictor = inference.create_predictor(config)
+        self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+        self.output_name = self.predictor.get_output_names()[0]
+
+    def __call__(self, clips):
+        x = np.ascontiguousarray(clips.numpy() if isinstance(clips, paddle.Tensor) else clips, dtype=np.float32)
+        self.input.reshape(list(x.shape))
+        self.input.copy_from_cpu(x)
+        self.predictor.run()
+        return self.predictor.get_output_handle(self.output_name).copy_to_cpu()
+
+
+def _export_key(cfg, mode_cfg, weights):
+    h = hashlib.sha1()
+    with open(weights, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    meta = {"model": dict(cfg.MODEL), "shape": input_shape(mode_cfg), "paddle": paddle.__version__}
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def input_shape(m):
+    """``[seg_num, 3*seglen, H, W]`` of one clip in a mode's settings."""
+    return [m.seg_num, 3 * m.seglen, m.target_size, m.target_size]
+
+
+def make_runner(cfg, mode, weights, backend="auto", cpu_threads=None, cache_dir=None, exported=None):
+    """A runner for ``mode`` (test/infer).  ``auto``: Paddle Inference on CPU, the dynamic graph on GPU.
+
+    ``paddle-inference`` exports the model on the fly (cached by the weights' hash, the MODEL
+    section and the input shape under ``<weights cache>/exported``) unless ``exported`` (a prefix)
+    is given.
+    """
+    m = cfg.mode(mode)
+    if backend not in BACKENDS:
+        raise UserError("--backend {!r}: use one of {}".format(backend, ", ".join(BACKENDS)))
+    if backend == "auto":
+        backend = "dygraph" if m.use_gpu else "paddle-inference"
+    if backend == "dygraph" and not exported:
+        model = build_model(cfg)
+        load_weights(model, weights)
+        return dygraph_runner(model), "dygraph"
+    prefix = exported
+    if prefix is None:
+        d = os.path.join(download.cache_dir(cache_dir), "exported", _export_key(cfg, m, weights))
+        prefix = os.path.join(d, "model")
+        if not os.path.exists(prefix + ".pdiparams"):
+            t0 = time.time()
+            model = build_model(cfg)
+            load_weights(model, weights)
+            tmp = d + ".tmp{}".format(os.getpid())
+            export_model(model, os.path.join(tmp, "model"), input_shape(m))
+            os.makedirs(os.path.dirname(d), exist_ok=True)
+            try:
+                os.replace(tmp, d)
+            except OSError:  # another process exported it meanwhile
+                pass
+            print("[export] {} exported for Paddle Inference in {:.1f}s (cached in {})".format(
+                cfg.MODEL.name, time.time() - t0, d), file=sys.stderr)
+    return InferenceRunner(prefix, cpu_threads, m.use_gpu), "paddle-inference"

@@ -1,0 +1,179 @@
+"""Speed and memory of the toolkit on this machine; JSON out, a table printed.
+
+Every measurement runs in its own subprocess so that its peak RSS is its own.  Measured:
+
+* model-only seconds per clip (batch 1, median of ``--repeat`` runs after a warm-up) and GFLOP/s
+  for a plain ResNet-50 over 8 images (TSN-R50), TSM-R50 8x224 and StNet-R50 25x5x256, per backend
+  (``dygraph``, ``paddle-inference`` = exported model + oneDNN);
+* end-to-end ``predict.py`` on a real clip (wall time, and the time after start-up);
+* reader throughput (clips/s, TSM 8x224 train transforms) with 0, 1 and 2 loader workers.
+
+    python scripts/benchmark.py --out output/benchmark.json [--quick]
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+# multiply-accumulates per clip, counted by paddle.flops on these shapes (x2 = FLOPs)
+MODELS = {
+    "resnet50_8x224": ("configs/tsn.yaml", ["MODEL.name=TSN", "INFER.seg_num=8", "INFER.target_size=224"]),
+    "tsm_r50_8x224": ("configs/tsm.yaml", ["INFER.target_size=224"]),
+    "stnet_r50_25x5x256": ("configs/stnet.yaml", []),
+}
+
+
+def child_model(name, backend, repeat, threads):
+    """Runs in a subprocess: time one model on one backend."""
+    import numpy as np
+    import paddlevideo  # noqa: F401
+    import paddle
+    from paddlevideo import build_model, load_config
+    from paddlevideo.engine.backends import InferenceRunner, dygraph_runner, export_model, input_shape
+    config, over = MODELS[name]
+    cfg = load_config(os.path.join(ROOT, config), over)
+    shape = input_shape(cfg.mode("infer"))
+    model = build_model(cfg)
+    model.eval()
+    x = np.random.rand(*([1] + shape)).astype("float32")
+    flops = None
+    try:
+        flops = paddle.flops(model, [1] + shape, print_detail=False) * 2
+    except Exception:
+        pass
+    t0 = time.time()
+    if backend == "dygraph":
+        run = dygraph_runner(model)
+    else:
+        import tempfile
+        prefix = export_model(model, os.path.join(tempfile.mkdtemp(), "m"), shape)
+        run = InferenceRunner(prefix, threads)
+    setup = time.time() - t0
+    run(x)
+    times = []
+    for _ in range(repeat):
+        t = time.time()
+        run(x)
+        times.append(time.time() - t)
+    sec = float(np.median(times))
+    return {"seconds_per_clip": round(sec, 4), "setup_seconds": round(setup, 2),
+            "gflops_per_clip": round(flops / 1e9, 1) if flops else None,
+            "gflop_per_s": round(flops / 1e9 / sec, 1) if flops else None, "shape": shape}
+
+
+def child_reader(workers, n_batches):
+    import paddlevideo  # noqa: F401
+    from paddlevideo import load_config
+    from paddlevideo.data import VideoDataset, build_loader
+    cfg = load_config(os.path.join(ROOT, "configs", "tsm.yaml"), ["TRAIN.num_reader_threads={}".format(workers)])
+    m = cfg.mode("train")
+    clips = [os.path.join(ROOT, "tests", "data", f) for f in sorted(os.listdir(os.path.join(ROOT, "tests", "data")))
+             if f.endswith((".mp4", ".avi"))]
+    items = [(c, 0) for c in clips] * 8
+    loader = build_loader(VideoDataset(items, m), 2, shuffle=True, num_workers=workers)
+    t0 = time.time()
+    n = 0
+    for k, batch in enumerate(loader):
+        n += batch[1].shape[0]
+        if k + 1 >= n_batches:
+            break
+    dt = time.time() - t0
+    return {"clips_per_s": round(n / dt, 2), "clips": n}
+
+
+def run_child(args):
+    """Run this script as a child measurement; return its JSON result plus peak RSS."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--child"] + [str(a) for a in args]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    m = re.search(r"^RESULT (.*)$", p.stdout, re.M)
+    if p.returncode != 0 or not m:
+        return {"error": (p.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(m.group(1))
+
+
+def predict_e2e(threads):
+    """predict.py on a real clip with the TSM-R50 config (random weights): wall time and the
+    model part from its log."""
+    import tempfile
+    import paddlevideo  # noqa: F401
+    import paddle
+    from paddlevideo import build_model, load_config
+    d = tempfile.mkdtemp()
+    w = os.path.join(d, "tsm.pdparams")
+    paddle.save(build_model(load_config(os.path.join(ROOT, "configs", "tsm.yaml"))).state_dict(), w)
+    out = {}
+    for label in ("first run (exports, cold cache)", "second run (cached export)"):
+        t0 = time.time()
+        p = subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"), "--weights", w, "--cache_dir", d,
+                            "--video_path", os.path.join(ROOT, "tests", "data", "arm_wrestling.mp4"),
+                            "--cpu_threads", str(threads), "-o", "INFER.target_size=224"],
+                           capture_output=True, text=True, cwd=ROOT)
+        out[label] = {"seconds": round(time.time() - t0, 2), "ok": p.returncode == 0}
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default=os.path.join(ROOT, "output", "benchmark.json"))
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--quick", action="store_true", help="skip StNet dygraph and the reader with 2 workers")
+    p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.child is not None:
+        kind = a.child[0]
+        res = child_model(a.child[1], a.child[2], int(a.child[3]), int(a.child[4])) if kind == "model" \
+            else child_reader(int(a.child[1]), int(a.child[2]))
+        res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        print("RESULT " + json.dumps(res))
+        return 0
+
+    results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                           "python": platform.python_version(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
+               "models": {}, "reader": {}}
+    try:
+        import paddle
+        results["machine"]["paddle"] = paddle.__version__
+    except ImportError:
+        pass
+    for name in MODELS:
+        for backend in ("dygraph", "paddle-inference"):
+            if a.quick and name.startswith("stnet") and backend == "dygraph":
+                continue
+            r = run_child(["model", name, backend, a.repeat, a.threads])
+            results["models"]["{} / {}".format(name, backend)] = r
+            print("{:<42} {}".format(name + " / " + backend, r), flush=True)
+    for workers in ((0, 1) if a.quick else (0, 1, 2)):
+        r = run_child(["reader", workers, 10])
+        results["reader"]["{} workers".format(workers)] = r
+        print("reader {} workers: {}".format(workers, r), flush=True)
+    results["predict_e2e_tsm_r50"] = predict_e2e(a.threads)
+    base = results["models"].get("resnet50_8x224 / paddle-inference", {}).get("seconds_per_clip")
+    tsm = results["models"].get("tsm_r50_8x224 / paddle-inference", {}).get("seconds_per_clip")
+    if base and tsm:
+        results["tsm_over_resnet50_paddle_inference"] = round(tsm / base, 3)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump(results, f, indent=1)
+    print("\n| measurement | s/clip | GFLOP/s | peak RSS MB |\n|---|---|---|---|")
+    for k, r in results["models"].items():
+        print("| {} | {} | {} | {} |".format(k, r.get("seconds_per_clip", r.get("error")), r.get("gflop_per_s"),
+                                            r.get("peak_rss_mb")))
+    for k, r in results["reader"].items():
+        print("| reader, {} | {} clips/s | | {} |".format(k, r.get("clips_per_s", r.get("error")), r.get("peak_rss_mb")))
+    for k, r in results["predict_e2e_tsm_r50"].items():
+        print("| predict.py TSM-R50, {} | {} s wall | | |".format(k, r["seconds"]))
+    print("\nwritten to {}".format(a.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Fast inference: the slice shift, export, Paddle Inference outputs equal the dynamic graph."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import paddle
+import pytest
+
+from conftest import ROOT, clip, run_cli
+from paddlevideo import build_model, load_config
+from paddlevideo.engine.backends import InferenceRunner, dygraph_runner, export_model
+from paddlevideo.models.resnet import temporal_shift
+from test_models import shift_reference
+
+TSM_SMALL = os.path.join(ROOT, "configs", "tsm_small.yaml")
+STNET_SMALL = os.path.join(ROOT, "configs", "stnet_small.yaml")
+
+
+@pytest.mark.parametrize("t", [1, 3, 8])
+def test_slice_shift_equals_op_and_numpy(t):
+    x = np.random.RandomState(t).randn(2 * t, 16, 3, 3).astype("float32")
+    a = temporal_shift(paddle.to_tensor(x), t, 0.125, "slice").numpy()
+    np.testing.assert_array_equal(a, shift_reference(x, t, 0.125))
+    np.testing.assert_array_equal(a, temporal_shift(paddle.to_tensor(x), t, 0.125, "op").numpy())
+
+
+@pytest.mark.parametrize("config,shape", [(TSM_SMALL, [8, 3, 64, 64]), (STNET_SMALL, [6, 9, 64, 64])])
+def test_exported_model_matches_dygraph(tmp_path, config, shape):
+    paddle.seed(0)
+    model = build_model(load_config(config))
+    model.eval()
+    x = np.random.RandomState(0).randn(*([2] + shape)).astype("float32")
+    ref = dygraph_runner(model)(x)
+    prefix = export_model(model, str(tmp_path / "m"), shape)
+    got = InferenceRunner(prefix, threads=2)(x)
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(InferenceRunner(prefix)(x[:1]), ref[:1], atol=1e-4, rtol=1e-4)   # any batch
+
+
+def test_predict_backends_agree_and_export_cli(tmp_path):
+    paddle.seed(1)
+    model = build_model(load_config(TSM_SMALL))
+    w = str(tmp_path / "w.pdparams")
+    paddle.save(model.state_dict(), w)
+    outs = {}
+    for backend in ("dygraph", "paddle-inference"):
+        run_cli("predict.py", "--config", TSM_SMALL, "--weights", w, "--backend", backend, "--cache_dir",
+                tmp_path / "cache", "--video_path", clip("arm_wrestling.mp4"), "--output", tmp_path / (backend + ".json"))
+        outs[backend] = json.loads((tmp_path / (backend + ".json")).read_text())[0]["top_k"]
+    assert [t["label"] for t in outs["dygraph"]] == [t["label"] for t in outs["paddle-inference"]]
+    np.testing.assert_allclose([t["score"] for t in outs["dygraph"]], [t["score"] for t in outs["paddle-inference"]],
+                               atol=1e-4)
+    assert os.listdir(tmp_path / "cache" / "exported")          # exported once, cached by weights hash
+    env = dict(os.environ)
+    if sys.prefix != sys.base_prefix:
+        env["VIRTUAL_ENV"] = sys.prefix
+    p = subprocess.run(["bash", os.path.join(ROOT, "run.sh"), "export", "TSM", TSM_SMALL, "--weights", w,
+                        "--save_dir", str(tmp_path / "exp")], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert os.path.exists(tmp_path / "exp" / "TSM.pdiparams")
+    out = run_cli("predict.py", "--config", TSM_SMALL, "--exported", tmp_path / "exp" / "TSM",
+                  "--video_path", clip("arm_wrestling.mp4"), "--output", tmp_path / "exp.json")
+    got = json.loads((tmp_path / "exp.json").read_text())[0]["top_k"]
+    np.testing.assert_allclose([t["score"] for t in got], [t["score"] for t in outs["dygraph"]], atol=1e-4)
