@@ -36,6 +36,7 @@ MODEL_KEYS = {
     "topk": (int, 5),
     "dropout_ratio": (float, 0.5),
     "shift_ratio": (float, 0.125),
+    "zero_init_residual": (bool, False),
     "label_list": ("str?", "data/dataset/kinetics400_label_list.txt"),
     "pretrain": ("str?", None),
     "pretrain_md5": ("str?", None),

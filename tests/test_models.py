@@ -79,3 +79,14 @@ def test_unknown_model_is_a_user_error():
     cfg = load_config(ROOT + "/configs/tsm_small.yaml", ["MODEL.name=FOO"])
     with pytest.raises(UserError, match="available: .*TSM"):
         build_model(cfg)
+
+
+def test_zero_init_residual_blocks_start_as_identity():
+    from paddlevideo.models.resnet import ResNet
+    paddle.seed(0)
+    net = ResNet(18, zero_init_residual=True)
+    net.eval()
+    block = net.res2b                                    # no projection: output = relu(0 + x) = x for x >= 0
+    x = paddle.rand([2, 64, 8, 8])
+    np.testing.assert_allclose(block(x, 1).numpy(), x.numpy(), atol=1e-6)
+    assert not np.allclose(ResNet(18).res2b(x, 1).numpy(), x.numpy())

@@ -5,8 +5,9 @@ from .stnet import StNet
 from .tsm import TSM, TSN
 
 MODELS = {
-    "TSN": lambda m: TSN(m.num_classes, m.num_layers, m.seglen, m.dropout_ratio, shift_ratio=0.0),
-    "TSM": lambda m: TSM(m.num_classes, m.num_layers, m.seglen, m.dropout_ratio, m.shift_ratio),
+    "TSN": lambda m: TSN(m.num_classes, m.num_layers, m.seglen, m.dropout_ratio, 0.0, m.zero_init_residual),
+    "TSM": lambda m: TSM(m.num_classes, m.num_layers, m.seglen, m.dropout_ratio, m.shift_ratio,
+                         m.zero_init_residual),
     "STNET": lambda m: StNet(m.num_classes, m.num_layers, m.seglen),
 }
 
