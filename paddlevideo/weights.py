@@ -225,10 +225,10 @@ def read_raw(path):
         return "legacy-dir", _read_dir(path)
     if path.endswith((".tar.gz", ".tgz", ".tar")):
         from .download import safe_extract
-        tmp = tempfile.mkdtemp(prefix="pv_weights_")
-        safe_extract(path, tmp)
-        inner = [os.path.join(tmp, d) for d in os.listdir(tmp)]
-        return "legacy-dir", _read_dir(inner[0] if len(inner) == 1 and os.path.isdir(inner[0]) else tmp)
+        with tempfile.TemporaryDirectory(prefix="pv_weights_") as tmp:
+            safe_extract(path, tmp)
+            inner = [os.path.join(tmp, d) for d in os.listdir(tmp)]
+            return "legacy-dir", _read_dir(inner[0] if len(inner) == 1 and os.path.isdir(inner[0]) else tmp)
     with open(path, "rb") as f:
         magic = f.read(1)
     if magic == b"\x80":  # a pickle

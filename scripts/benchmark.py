@@ -130,16 +130,17 @@ def main():
         res = child_model(a.child[1], a.child[2], int(a.child[3]), int(a.child[4])) if kind == "model" \
             else child_reader(int(a.child[1]), int(a.child[2]))
         res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        res["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
         print("RESULT " + json.dumps(res))
         return 0
 
     results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                            "python": platform.python_version(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
                "models": {}, "reader": {}}
-    try:
-        import paddle
-        results["machine"]["paddle"] = paddle.__version__
-    except ImportError:
+    try:  # not `import paddle` here: it would pin OMP_NUM_THREADS=1 for every child process
+        from importlib.metadata import version
+        results["machine"]["paddle"] = version("paddlepaddle")
+    except Exception:
         pass
     for name in MODELS:
         for backend in ("dygraph", "paddle-inference"):

@@ -60,7 +60,7 @@ def test_predict_backends_agree_and_export_cli(tmp_path):
                         "--save_dir", str(tmp_path / "exp")], env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     assert os.path.exists(tmp_path / "exp" / "TSM.pdiparams")
-    out = run_cli("predict.py", "--config", TSM_SMALL, "--exported", tmp_path / "exp" / "TSM",
+    run_cli("predict.py", "--config", TSM_SMALL, "--exported", tmp_path / "exp" / "TSM",
                   "--video_path", clip("arm_wrestling.mp4"), "--output", tmp_path / "exp.json")
     got = json.loads((tmp_path / "exp.json").read_text())[0]["top_k"]
     np.testing.assert_allclose([t["score"] for t in got], [t["score"] for t in outs["dygraph"]], atol=1e-4)

@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import paddle
-import pytest
 
 from conftest import ROOT, clip
 from paddlevideo import build_model, load_config, load_weights

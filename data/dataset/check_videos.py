@@ -19,7 +19,7 @@ import paddlevideo  # noqa: E402,F401
 from paddlevideo.config import load_config  # noqa: E402
 from paddlevideo.data import VideoDataset, VideoError  # noqa: E402
 from paddlevideo.data.dataset import parse_list  # noqa: E402
-from paddlevideo.errors import UserError, run_cli  # noqa: E402
+from paddlevideo.errors import run_cli  # noqa: E402
 
 _DATASET = None
 

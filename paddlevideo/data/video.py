@@ -125,7 +125,7 @@ def read_pkl(path, choose_indices):
     try:
         with open(path, "rb") as f:
             data = pickle.load(f, encoding="bytes")
-        vid, label, jpegs = data[0], data[1], data[2]
+        label, jpegs = data[1], data[2]
     except Exception as e:
         raise VideoError("not a legacy pkl clip ({})".format(e))
     if len(jpegs) < 1:

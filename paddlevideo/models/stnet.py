@@ -12,7 +12,6 @@ Shapes (T = seg_num, C_in = 3*seglen):
 T may differ between training and testing (7 vs 25 segments) with the same weights.
 """
 import numpy as np
-import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 

@@ -6,7 +6,6 @@ TSN (Wang et al., 2016) is the same network without the shift.
 Shapes: input ``[N, T, 3, H, W]`` (seglen 1) → trunk ``[N*T, C, h, w]`` → pooled ``[N*T, C]``
 → dropout → mean over T ``[N, C]`` → fc → logits ``[N, num_classes]``.
 """
-import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
