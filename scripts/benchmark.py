@@ -4,7 +4,7 @@ Every measurement runs in its own subprocess so that its peak RSS is its own.  M
 
 * model-only seconds per clip (batch 1, median of ``--repeat`` runs after a warm-up) and GFLOP/s
   for a plain ResNet-50 over 8 images (TSN-R50), TSM-R50 8x224 and StNet-R50 25x5x256, per backend
-  (``dygraph``, ``paddle-inference`` = exported model + oneDNN);
+  (``dygraph``, ``paddle-inference`` = exported model + oneDNN, ``onnxruntime`` = paddle2onnx);
 * end-to-end ``predict.py`` on a real clip (wall time, and the time after start-up);
 * reader throughput (clips/s, TSM 8x224 train transforms) with 0, 1 and 2 loader workers.
 
@@ -38,7 +38,8 @@ def child_model(name, backend, repeat, threads):
     import numpy as np
     import paddlevideo  # noqa: F401
     from paddlevideo import build_model, load_config
-    from paddlevideo.engine.backends import InferenceRunner, dygraph_runner, export_model, input_shape
+    from paddlevideo.engine.backends import (SHIFT_IMPL, InferenceRunner, OnnxRunner, dygraph_runner, export_model,
+                                             input_shape, to_onnx)
     config, over, gmac = MODELS[name]
     cfg = load_config(os.path.join(ROOT, config), over)
     shape = input_shape(cfg.mode("infer"))
@@ -51,8 +52,8 @@ def child_model(name, backend, repeat, threads):
         run = dygraph_runner(model)
     else:
         import tempfile
-        prefix = export_model(model, os.path.join(tempfile.mkdtemp(), "m"), shape)
-        run = InferenceRunner(prefix, threads)
+        prefix = export_model(model, os.path.join(tempfile.mkdtemp(), "m"), shape, SHIFT_IMPL[backend])
+        run = InferenceRunner(prefix, threads) if backend == "paddle-inference" else OnnxRunner(to_onnx(prefix), threads)
     setup = time.time() - t0
     run(x)
     times = []
@@ -143,7 +144,7 @@ def main():
     except Exception:
         pass
     for name in MODELS:
-        for backend in ("dygraph", "paddle-inference"):
+        for backend in ("dygraph", "paddle-inference", "onnxruntime"):
             if a.quick and name.startswith("stnet") and backend == "dygraph":
                 continue
             r = run_child(["model", name, backend, a.repeat, a.threads])
@@ -154,10 +155,11 @@ def main():
         results["reader"]["{} workers".format(workers)] = r
         print("reader {} workers: {}".format(workers, r), flush=True)
     results["predict_e2e_tsm_r50"] = predict_e2e(a.threads)
-    base = results["models"].get("resnet50_8x224 / paddle-inference", {}).get("seconds_per_clip")
-    tsm = results["models"].get("tsm_r50_8x224 / paddle-inference", {}).get("seconds_per_clip")
-    if base and tsm:
-        results["tsm_over_resnet50_paddle_inference"] = round(tsm / base, 3)
+    for backend in ("paddle-inference", "onnxruntime"):
+        base = results["models"].get("resnet50_8x224 / " + backend, {}).get("seconds_per_clip")
+        tsm = results["models"].get("tsm_r50_8x224 / " + backend, {}).get("seconds_per_clip")
+        if base and tsm:
+            results["tsm_over_resnet50_" + backend] = round(tsm / base, 3)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(results, f, indent=1)

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT, clip, run_cli
 from paddlevideo import build_model, load_config
-from paddlevideo.engine.backends import InferenceRunner, dygraph_runner, export_model
+from paddlevideo.engine.backends import InferenceRunner, OnnxRunner, dygraph_runner, export_model, to_onnx
 from paddlevideo.models.resnet import temporal_shift
 from test_models import shift_reference
 
@@ -19,11 +19,11 @@ STNET_SMALL = os.path.join(ROOT, "configs", "stnet_small.yaml")
 
 
 @pytest.mark.parametrize("t", [1, 3, 8])
-def test_slice_shift_equals_op_and_numpy(t):
+@pytest.mark.parametrize("impl", ["op", "slice", "gather"])
+def test_shift_formulations_equal_numpy(t, impl):
     x = np.random.RandomState(t).randn(2 * t, 16, 3, 3).astype("float32")
-    a = temporal_shift(paddle.to_tensor(x), t, 0.125, "slice").numpy()
+    a = temporal_shift(paddle.to_tensor(x), t, 0.125, impl).numpy()
     np.testing.assert_array_equal(a, shift_reference(x, t, 0.125))
-    np.testing.assert_array_equal(a, temporal_shift(paddle.to_tensor(x), t, 0.125, "op").numpy())
 
 
 @pytest.mark.parametrize("config,shape", [(TSM_SMALL, [8, 3, 64, 64]), (STNET_SMALL, [6, 9, 64, 64])])
@@ -37,6 +37,10 @@ def test_exported_model_matches_dygraph(tmp_path, config, shape):
     got = InferenceRunner(prefix, threads=2)(x)
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(InferenceRunner(prefix)(x[:1]), ref[:1], atol=1e-4, rtol=1e-4)   # any batch
+    gprefix = export_model(model, str(tmp_path / "g"), shape, shift_impl="gather")
+    onnx = OnnxRunner(to_onnx(gprefix), threads=2)
+    np.testing.assert_allclose(onnx(x), ref, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(onnx(x[:1]), ref[:1], atol=1e-4, rtol=1e-4)
 
 
 def test_predict_backends_agree_and_export_cli(tmp_path):
@@ -45,13 +49,13 @@ def test_predict_backends_agree_and_export_cli(tmp_path):
     w = str(tmp_path / "w.pdparams")
     paddle.save(model.state_dict(), w)
     outs = {}
-    for backend in ("dygraph", "paddle-inference"):
+    for backend in ("dygraph", "paddle-inference", "onnxruntime", "auto"):
         run_cli("predict.py", "--config", TSM_SMALL, "--weights", w, "--backend", backend, "--cache_dir",
                 tmp_path / "cache", "--video_path", clip("arm_wrestling.mp4"), "--output", tmp_path / (backend + ".json"))
         outs[backend] = json.loads((tmp_path / (backend + ".json")).read_text())[0]["top_k"]
-    assert [t["label"] for t in outs["dygraph"]] == [t["label"] for t in outs["paddle-inference"]]
-    np.testing.assert_allclose([t["score"] for t in outs["dygraph"]], [t["score"] for t in outs["paddle-inference"]],
-                               atol=1e-4)
+    for b in ("paddle-inference", "onnxruntime", "auto"):
+        assert [t["label"] for t in outs["dygraph"]] == [t["label"] for t in outs[b]]
+        np.testing.assert_allclose([t["score"] for t in outs["dygraph"]], [t["score"] for t in outs[b]], atol=1e-4)
     assert os.listdir(tmp_path / "cache" / "exported")          # exported once, cached by weights hash
     env = dict(os.environ)
     if sys.prefix != sys.base_prefix:

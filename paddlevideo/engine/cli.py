@@ -40,9 +40,9 @@ def base_parser(description, model_name=None, config=None):
 
 
 def add_backend_args(p):
-    p.add_argument("--backend", default="auto", choices=["auto", "dygraph", "paddle-inference"],
-                   help="auto: Paddle Inference (oneDNN) on CPU, the dynamic graph on GPU")
-    p.add_argument("--cpu_threads", type=int, default=None, help="CPU threads for Paddle Inference (default: all cores)")
+    p.add_argument("--backend", default="auto", choices=["auto", "dygraph", "paddle-inference", "onnxruntime"],
+                   help="auto: onnxruntime on CPU (else Paddle Inference + oneDNN), the dynamic graph on GPU")
+    p.add_argument("--cpu_threads", type=int, default=None, help="CPU threads of the fast backends (default: all cores)")
     p.add_argument("--exported", default=None, help="prefix of a model written by 'run.sh export' (skips --weights)")
 
 

@@ -14,6 +14,7 @@ one: ``conv1`` (legacy ``conv1_weights`` / ``bn_conv1_*``), ``res2a.branch2a`` (
 """
 import math
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -54,6 +55,12 @@ def temporal_shift(x, num_segments, shift_ratio, impl="op"):
     """
     if impl == "op":
         return F.temporal_shift(x, num_segments, shift_ratio)
+    if impl == "gather":
+        c, h, w = x.shape[1], x.shape[2], x.shape[3]
+        idx, mask = _shift_index(num_segments, c, int(c * shift_ratio))
+        x4 = x.reshape([-1, num_segments * c, h, w])       # free: memory is [N, T, C, H, W]
+        out = paddle.gather(x4, paddle.to_tensor(idx), axis=1) * paddle.to_tensor(mask)
+        return out.reshape([-1, c, h, w])
     c, h, w = x.shape[1], x.shape[2], x.shape[3]
     f = int(c * shift_ratio)
     x5 = x.reshape([-1, num_segments, c, h, w])
@@ -64,6 +71,25 @@ def temporal_shift(x, num_segments, shift_ratio, impl="op"):
         fwd = paddle.concat([x5[:, 1:, f:2 * f], paddle.zeros_like(x5[:, :1, f:2 * f])], axis=1)
         out = paddle.concat([back, fwd, x5[:, :, 2 * f:]], axis=2)
     return out.reshape([-1, c, h, w])
+
+
+_SHIFT_INDEX = {}
+
+
+@paddle.jit.not_to_static
+def _shift_index(t, c, f):
+    """For the gather formulation: source channel of each (frame, channel) in the flattened
+    ``[T*C]`` axis, and a ``[1, T*C, 1, 1]`` mask that zeroes what would come from outside the clip."""
+    key = (t, c, f)
+    if key not in _SHIFT_INDEX:
+        src_t = np.repeat(np.arange(t)[:, None], c, 1)
+        src_t[:, :f] -= 1
+        src_t[:, f:2 * f] += 1
+        valid = (src_t >= 0) & (src_t < t)
+        src_t = np.where(valid, src_t, np.arange(t)[:, None])
+        idx = (src_t * c + np.arange(c)[None, :]).reshape(-1).astype("int64")
+        _SHIFT_INDEX[key] = (idx, valid.reshape(1, -1, 1, 1).astype("float32"))
+    return _SHIFT_INDEX[key]
 
 
 def set_shift_impl(model, impl):
