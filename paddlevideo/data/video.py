@@ -17,15 +17,11 @@ class VideoError(Exception):
     """A video that cannot be opened or decoded."""
 
 
-def _num_frames_decord(vr):
-    return len(vr)
-
-
 def read_frames_decord(path, choose_indices):
     """Decode with decord.  ``choose_indices(num_frames) -> list of int`` picks the frames."""
     import decord
     vr = decord.VideoReader(path, num_threads=1)
-    n = _num_frames_decord(vr)
+    n = len(vr)
     if n < 1:
         raise VideoError("no frames")
     idx = choose_indices(n)
