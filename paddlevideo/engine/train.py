@@ -98,7 +98,10 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
     vm = cfg.mode("valid")
     valid_items = None
     if valid_interval > 0 and vm.filelist:
-        valid_items = parse_list(vm.filelist, vm.num_classes, vm.format, need_label=True, skip_bad=skip_bad_lines)
+        try:
+            valid_items = parse_list(vm.filelist, vm.num_classes, vm.format, need_label=True, skip_bad=skip_bad_lines)
+        except UserError as e:
+            raise UserError("{} (validation list; --valid_interval 0 trains without validation)".format(e))
     if len(items) < m.batch_size:
         raise UserError("the training list {} has {} videos, fewer than TRAIN.batch_size={}; lower "
                         "--batch_size".format(m.filelist, len(items), m.batch_size))
