@@ -4,7 +4,6 @@ import sys
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 
 from .. import download
 from ..config import resolve_path
@@ -65,5 +64,11 @@ def topk_correct(logits, labels, k):
     return int((top == labels[:, None]).any(axis=1).sum())
 
 
+def log_softmax(logits):
+    """Numerically stable log-softmax over the last axis of a NumPy array."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
 def softmax(logits):
-    return F.softmax(paddle.to_tensor(logits), axis=-1).numpy()
+    return np.exp(log_softmax(logits))

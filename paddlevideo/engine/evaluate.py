@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from ..data import VideoDataset, build_loader, parse_list, unpack_batch
 from .backends import make_runner
-from .common import log, resolve_weights, set_device, topk_correct
+from .common import log, log_softmax, resolve_weights, set_device, topk_correct
 
 
 def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0):
@@ -24,8 +24,7 @@ def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0
         if clips is None:
             continue
         logits = runner(clips)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        logp = log_softmax(logits)
         loss_sum += float(-logp[np.arange(len(y)), y].sum())
         if confusion is None:
             confusion = np.zeros((logits.shape[1], logits.shape[1]), np.int64)
