@@ -14,8 +14,9 @@ Detected layouts (see ``docs``/README):
 
 Legacy TSM used "downgrade_in_infer" dropout (no scaling in training, features × (1-p) at
 inference) where this project uses Paddle's default (scaling in training, identity at
-inference); importing a legacy layout therefore scales the classifier weight by ``1 - p`` so that
-outputs match the reference.  A name or shape mismatch stops with the first offenders and the
+inference); a file whose classifier has the legacy fluid name (``fc_0.w_0``, see
+:func:`is_legacy_classifier`) therefore has its classifier weight scaled by ``1 - p`` on import
+(for a model with dropout), so that outputs match the reference — in every container.  A name or shape mismatch stops with the first offenders and the
 class count the file implies.
 """
 import os
@@ -248,8 +249,22 @@ def read_raw(path):
                         "saved by PaddleVideo or this project".format(path))
 
 
+LEGACY_CLASSIFIER = re.compile(r"fc_\d+\.w_0$")
+
+
+def is_legacy_classifier(names):
+    """The one rule for the legacy dropout scaling: the file stores its classifier under a fluid
+    auto-name (``fc_0.w_0``), i.e. it was written by the legacy PaddleVideo, whose dropout was
+    "downgrade_in_infer" — whatever container (combined file, pickle, directory, tar) holds it."""
+    return any(LEGACY_CLASSIFIER.match(n) for n in names)
+
+
 def to_model_names(model, kind, raw):
-    """Convert a raw read to ``(layout, {our name: array})`` for ``model``."""
+    """Convert a raw read to ``(layout, {our name: array}, legacy_classifier)`` for ``model``.
+
+    A combined file is first given its legacy names (it stores the legacy parameters in
+    name-sorted order), so every legacy container goes through the same name-keyed path.
+    """
     own = model.state_dict()
     legacy = {k: legacy_name(k) for k in own}
     if kind == "legacy-combined":
@@ -258,22 +273,23 @@ def to_model_names(model, kind, raw):
             raise UserError("legacy combined weights hold {} tensors but the {} model has {} (first shapes in "
                             "the file: {}); check MODEL.name, num_layers and seglen".format(
                                 len(raw), type(model).__name__, len(order), [list(a.shape) for a in raw[:3]]))
-        inv = {v: k for k, v in legacy.items()}
-        return "legacy-combined", {inv[n]: a for n, a in zip(order, raw)}
+        raw = dict(zip(order, raw))
     state = raw
+    legacy_fc = is_legacy_classifier(state)
     if any(k in state for k in ("conv1_weights", "fc_0.w_0")) or any(k.startswith("res2a_") for k in state):
         state = _renumber_auto(state)
         inv = {v: k for k, v in legacy.items() if v}
-        return "legacy-" + ("dir" if kind == "legacy-dir" else "dict"), {inv.get(k, k): v for k, v in state.items()}
+        layout = kind if kind in ("legacy-dir", "legacy-combined") else "legacy-dict"
+        return layout, {inv.get(k, k): v for k, v in state.items()}, legacy_fc
     if any(k.startswith(("backbone.conv._conv", "conv._conv", "head.fc")) for k in state):
         prefixed = {k if k.startswith(("backbone.", "head.")) else "backbone." + k: v for k, v in state.items()}
         inv = {new_name(k): k for k in own if new_name(k)}
-        return "new-dict", {inv.get(k, k): v for k, v in prefixed.items()}
-    return "ours", state
+        return "new-dict", {inv.get(k, k): v for k, v in prefixed.items()}, legacy_fc
+    return "ours", state, legacy_fc
 
 
 def read_weights(model, path):
-    """``(layout, {our name: array})`` from ``path`` in any supported layout."""
+    """``(layout, {our name: array}, legacy_classifier)`` from ``path`` in any supported layout."""
     kind, raw = read_raw(path)
     return to_model_names(model, kind, raw)
 
@@ -290,9 +306,8 @@ def load_weights(model, path, allow_classifier_mismatch=False, quiet=False):
     model keeps its fresh one.  StNet models also accept 2D trunks (conv1 inflated).  Returns the
     list of skipped names.
     """
-    layout, state = read_weights(model, path)
-    if layout in ("legacy-dict", "legacy-combined") and "fc.weight" in state \
-            and getattr(model, "dropout", None) is not None:
+    layout, state, legacy_fc = read_weights(model, path)
+    if legacy_fc and "fc.weight" in state and getattr(model, "dropout", None) is not None:
         state["fc.weight"] = state["fc.weight"] * (1.0 - model.dropout.p)   # downgrade_in_infer
     fresh = set()
     if hasattr(model, "adapt_state"):  # e.g. StNet inflating 2D conv1 weights

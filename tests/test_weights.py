@@ -14,6 +14,8 @@ import paddle.nn.functional as F
 import pytest
 
 from conftest import ROOT, clip, run_cli
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from paddlevideo import UserError, build_model, load_config, load_weights
 from paddlevideo.download import fetch
 from paddlevideo.weights import legacy_name, new_name, read_lodtensor, write_lodtensor
@@ -132,6 +134,55 @@ def test_tsm_every_layout_gives_reference_outputs(tmp_path, tsm_src):
         m.eval()
         assert np.abs(logp(m, x) - ref).max() <= 1e-4, name
     assert np.abs(ref_new - ref_legacy).max() > 1e-3   # the dropout semantics matter
+
+
+LAYOUTS = ("combined", "pickle", "dir", "tar.gz")
+
+
+@pytest.fixture(scope="module")
+def legacy_files(tmp_path_factory):
+    """The seeded stand-in of the published TSM_final layout, written in every legacy container."""
+    import legacy_reference
+    d = tmp_path_factory.mktemp("legacy")
+    named = legacy_reference.stand_in_weights()
+    write_combined(str(d / "TSM_final.pdparams"), named)                    # release 1.6
+    paddle.save(named, str(d / "TSM.pdparams"))                             # 2.0-era pickled dict
+    write_dir(str(d / "TSM_final"), named)                                  # parameter directory
+    with tarfile.open(d / "TSM_final.tar.gz", "w:gz") as tar:
+        tar.add(d / "TSM_final", arcname="TSM_final")
+    return {"combined": d / "TSM_final.pdparams", "pickle": d / "TSM.pdparams", "dir": d / "TSM_final",
+            "tar.gz": d / "TSM_final.tar.gz"}
+
+
+@pytest.mark.parametrize("model_name", ["TSM", "TSN"])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_legacy_checkpoint_every_container_gives_stored_reference(legacy_files, layout, model_name):
+    """Each container of a legacy TSM/TSN checkpoint reproduces the stored outputs of the NumPy
+    model of the legacy graph (tests/legacy_reference.py), to 1e-5 in log-probability."""
+    import legacy_reference
+    ref = np.load(legacy_reference.REFERENCE)[model_name.lower()]
+    m = build_model(load_config(os.path.join(ROOT, "configs", model_name.lower() + ".yaml")))
+    load_weights(m, str(legacy_files[layout]))
+    m.eval()
+    got = logp(m, paddle.to_tensor(legacy_reference.stand_in_input()))
+    assert np.abs(got - ref).max() <= 1e-5, (layout, np.abs(got - ref).max())
+
+
+def test_stored_legacy_reference_is_reproduced_by_numpy_model():
+    """The stored reference outputs are what the NumPy legacy model computes (and shift/dropout matter)."""
+    import legacy_reference
+    stored = np.load(legacy_reference.REFERENCE)
+    p, x = legacy_reference.stand_in_weights(), legacy_reference.stand_in_input()
+    np.testing.assert_allclose(legacy_reference.forward(p, x, shift=True, dropout=0.5), stored["tsm"], atol=1e-9)
+    np.testing.assert_allclose(legacy_reference.forward(p, x, shift=False, dropout=0.0), stored["tsn"], atol=1e-9)
+    assert np.abs(stored["tsm"] - legacy_reference.forward(p, x, shift=True, dropout=0.0)).max() > 1e-2
+
+
+def test_legacy_temporal_shift_reference_matches_paddle():
+    import legacy_reference
+    x = np.random.RandomState(0).randn(2 * 4, 16, 3, 3).astype("float32")
+    np.testing.assert_array_equal(legacy_reference.temporal_shift(x, 4),
+                                  F.temporal_shift(paddle.to_tensor(x), 4, 0.125).numpy())
 
 
 def test_imagenet_trunk_layouts_initialise_tsm_and_stnet(tmp_path, tsm_src):
