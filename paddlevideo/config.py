@@ -37,6 +37,15 @@ MODEL_KEYS = {
     "dropout_ratio": (float, 0.5),
     "shift_ratio": (float, 0.125),
     "zero_init_residual": (bool, False),
+    "stem": (str, "imagenet"),
+    "width": (int, 64),
+    "blocks": ("ints", []),
+    "sampling": (str, "segments"),
+    "frame_interval": (int, 1),
+    "alpha": (int, 8),
+    "beta": (int, 8),
+    "fusion_kernel": (int, 5),
+    "pool_size": ("ints", []),
     "label_list": ("str?", "data/dataset/kinetics400_label_list.txt"),
     "pretrain": ("str?", None),
     "pretrain_md5": ("str?", None),
@@ -53,6 +62,8 @@ READER_KEYS = {
     "use_gpu": (bool, False),
     "num_gpus": (int, 1),
     "flip": (bool, True),
+    "multi_scale_crop": (bool, True),
+    "scale_jitter": ("ints", []),
     "decode_timeout": (float, 60.0),
 }
 TRAIN_KEYS = {
@@ -62,6 +73,9 @@ TRAIN_KEYS = {
     "decay_epochs": ("ints", []),
     "l2_weight_decay": (float, 1e-4),
     "momentum": (float, 0.9),
+    "optimizer": (str, "momentum"),
+    "lr_schedule": (str, "step"),
+    "warmup_epochs": (float, 0.0),
     "total_videos": (int, 0),
     "clip_norm": (float, 0.0),
     "fix_random_seed": (bool, False),
@@ -251,7 +265,16 @@ def _key_lines(text):
     return lines
 
 
+CHOICES = {"optimizer": ("momentum", "adamw"), "lr_schedule": ("step", "cosine"), "stem": ("imagenet", "small"),
+           "sampling": ("segments", "dense")}
+
+
 def validate(cfg, path):
+    for section, key in (("TRAIN", "optimizer"), ("TRAIN", "lr_schedule"), ("MODEL", "stem"), ("MODEL", "sampling")):
+        value = cfg.mode("train")[key]
+        if value not in CHOICES[key]:
+            raise UserError("{}: {}.{} {!r} is not supported; use one of {}".format(
+                path, section, key, value, ", ".join(CHOICES[key])))
     if not cfg.MODEL.get("name"):
         raise UserError("{}: MODEL.name is missing; set it to one of the model names, e.g. TSM".format(path))
     for mode in MODES:
@@ -264,6 +287,12 @@ def validate(cfg, path):
                 path, m["format"], ", ".join(FORMATS)))
         if len(m["image_mean"]) != 3 or len(m["image_std"]) != 3:
             raise UserError("{}: image_mean and image_std need 3 values (RGB)".format(path))
+        jitter = m["scale_jitter"]
+        if jitter and (len(jitter) != 2 or not m["target_size"] <= jitter[0] <= jitter[1]):
+            raise UserError("{}: {}.scale_jitter must be [min, max] short sides with target_size <= min <= max "
+                            "(got {})".format(path, mode.upper(), jitter))
+        if m["frame_interval"] < 1:
+            raise UserError("{}: {}.frame_interval must be >= 1 (got {})".format(path, mode.upper(), m["frame_interval"]))
         if m["target_size"] > m["short_size"]:
             raise UserError("{}: {}.target_size ({}) must not exceed short_size ({})".format(
                 path, mode.upper(), m["target_size"], m["short_size"]))

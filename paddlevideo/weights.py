@@ -249,6 +249,7 @@ def read_raw(path):
                         "saved by PaddleVideo or this project".format(path))
 
 
+CLASSIFIER = ("fc.", "head.projection.")          # TSN/TSM/StNet, SlowFast
 LEGACY_CLASSIFIER = re.compile(r"fc_\d+\.w_0$")
 
 
@@ -259,6 +260,15 @@ def is_legacy_classifier(names):
     return any(LEGACY_CLASSIFIER.match(n) for n in names)
 
 
+def _mapped(fn, name):
+    """``fn(name)``, or None for a name outside the ResNet-trunk naming (e.g. SlowFast's 3-D blocks,
+    whose own names are the released PaddleVideo ones)."""
+    try:
+        return fn(name)
+    except (IndexError, KeyError):
+        return None
+
+
 def to_model_names(model, kind, raw):
     """Convert a raw read to ``(layout, {our name: array}, legacy_classifier)`` for ``model``.
 
@@ -266,7 +276,7 @@ def to_model_names(model, kind, raw):
     name-sorted order), so every legacy container goes through the same name-keyed path.
     """
     own = model.state_dict()
-    legacy = {k: legacy_name(k) for k in own}
+    legacy = {k: _mapped(legacy_name, k) for k in own}
     if kind == "legacy-combined":
         order = sorted(v for v in legacy.values() if v)
         if len(raw) != len(order):
@@ -283,7 +293,7 @@ def to_model_names(model, kind, raw):
         return layout, {inv.get(k, k): v for k, v in state.items()}, legacy_fc
     if any(k.startswith(("backbone.conv._conv", "conv._conv", "head.fc")) for k in state):
         prefixed = {k if k.startswith(("backbone.", "head.")) else "backbone." + k: v for k, v in state.items()}
-        inv = {new_name(k): k for k in own if new_name(k)}
+        inv = {_mapped(new_name, k): k for k in own if _mapped(new_name, k)}
         return "new-dict", {inv.get(k, k): v for k, v in prefixed.items()}, legacy_fc
     return "ours", state, legacy_fc
 
@@ -295,7 +305,7 @@ def read_weights(model, path):
 
 
 def _implied_classes(state):
-    w = state.get("fc.weight")
+    w = state.get("fc.weight", state.get("head.projection.weight"))
     return None if w is None else int(w.shape[-1])
 
 
@@ -313,7 +323,7 @@ def load_weights(model, path, allow_classifier_mismatch=False, quiet=False):
     if hasattr(model, "adapt_state"):  # e.g. StNet inflating 2D conv1 weights
         state, fresh = model.adapt_state(state)
     own = model.state_dict()
-    fc = {n for n in own if n.startswith("fc.")}
+    fc = {n for n in own if n.startswith(CLASSIFIER)}
     missing = [k for k in own if k not in state and k not in fresh]
     unexpected = [k for k in state if k not in own]
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
@@ -322,7 +332,7 @@ def load_weights(model, path, allow_classifier_mismatch=False, quiet=False):
         skipped = [k for k in wrong + missing if k in fc]
         wrong = [k for k in wrong if k not in fc]
         missing = [k for k in missing if k not in fc]
-        unexpected = [k for k in unexpected if not k.startswith("fc")]
+        unexpected = [k for k in unexpected if not k.startswith(CLASSIFIER + ("fc",))]
     if missing or unexpected or wrong:
         parts = []
         if missing:

@@ -3,7 +3,8 @@
 Every measurement runs in its own subprocess so that its peak RSS is its own.  Measured:
 
 * model-only seconds per clip (batch 1, median of ``--repeat`` runs after a warm-up) and GFLOP/s
-  for a plain ResNet-50 over 8 images (TSN-R50), TSM-R50 8x224 and StNet-R50 25x5x256, per backend
+  for a plain ResNet-50 over 8 images (TSN-R50), TSM-R50 8x224, StNet-R50 25x5x256 and SlowFast-R50
+  4x16 on one 32x224^2 view, per backend
   (``dygraph``, ``paddle-inference`` = exported model + oneDNN, ``onnxruntime`` = paddle2onnx);
 * end-to-end ``predict.py`` on a real clip (wall time, and the time after start-up);
 * reader throughput (clips/s, TSM 8x224 train transforms) with 0, 1 and 2 loader workers.
@@ -30,6 +31,8 @@ MODELS = {
     "resnet50_8x224": ("configs/tsn.yaml", ["MODEL.name=TSN", "INFER.seg_num=8", "INFER.target_size=224"], 32.9),
     "tsm_r50_8x224": ("configs/tsm.yaml", ["INFER.target_size=224"], 32.9),
     "stnet_r50_25x5x256": ("configs/stnet.yaml", [], 189.0),
+    # SlowFast-R50 4x16, one 32-frame 224^2 view: 36.1 GMAC (the SlowFast paper's count)
+    "slowfast_r50_4x16_32x224": ("configs/slowfast.yaml", ["INFER.target_size=224"], 36.1),
 }
 
 
@@ -124,6 +127,8 @@ def main():
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--quick", action="store_true", help="skip StNet dygraph and the reader with 2 workers")
+    p.add_argument("--only", default=None, help="comma-separated model names (default all: {})".format(", ".join(MODELS)))
+    p.add_argument("--backends", default="dygraph,paddle-inference,onnxruntime", help="comma-separated backends")
     p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child is not None:
@@ -143,9 +148,13 @@ def main():
         results["machine"]["paddle"] = version("paddlepaddle")
     except Exception:
         pass
-    for name in MODELS:
-        for backend in ("dygraph", "paddle-inference", "onnxruntime"):
-            if a.quick and name.startswith("stnet") and backend == "dygraph":
+    names = a.only.split(",") if a.only else list(MODELS)
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        p.error("unknown model(s) {}; choose from {}".format(", ".join(unknown), ", ".join(MODELS)))
+    for name in names:
+        for backend in a.backends.split(","):
+            if a.quick and name.startswith(("stnet", "slowfast")) and backend == "dygraph":
                 continue
             r = run_child(["model", name, backend, a.repeat, a.threads])
             results["models"]["{} / {}".format(name, backend)] = r

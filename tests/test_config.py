@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from conftest import ROOT
@@ -45,3 +47,41 @@ def test_unknown_section_and_wrong_type(tmp_path):
         load_config(write(tmp_path, "MODEL:\n  name: TSM\n"), ["TEST.shortsize=3"])
     with pytest.raises(UserError, match="not found"):
         load_config(str(tmp_path / "missing.yaml"))
+
+
+def test_optimizer_and_schedule_choices():
+    """AdamW + warm-up + cosine stepped per batch; step decay at epoch boundaries; BN not decayed."""
+    import paddle
+    from paddlevideo import build_model
+    from paddlevideo.engine.train import build_optimizer
+    cfg = load_config(ROOT + "/configs/demo.yaml", ["TRAIN.epoch=4", "TRAIN.warmup_epochs=1",
+                                                    "TRAIN.learning_rate=0.1"])
+    model = build_model(cfg)
+    opt, sched = build_optimizer(cfg.mode("train"), model, steps_per_epoch=10)
+    assert isinstance(opt, paddle.optimizer.AdamW)
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.get_lr())
+        sched.step()
+    assert lrs[0] == 0 and lrs[5] == pytest.approx(0.05) and lrs[10] == pytest.approx(0.1)
+    assert lrs[25] == pytest.approx(0.05 * (1 + math.cos(math.pi * 15 / 30)))
+    assert lrs[39] < 0.001 and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    decayed = {p.name for p in model.parameters() if opt._apply_decay_param_fun(p.name)}
+    assert model.fc.weight.name in decayed and model.fc.bias.name not in decayed
+    assert model.backbone.conv1.bn.weight.name not in decayed
+
+    cfg = load_config(ROOT + "/configs/tsm_small.yaml", ["TRAIN.decay_epochs=[2]", "TRAIN.learning_rate=0.1"])
+    opt, sched = build_optimizer(cfg.mode("train"), build_model(cfg), steps_per_epoch=5)
+    assert isinstance(opt, paddle.optimizer.Momentum)
+    lrs = []
+    for _ in range(15):
+        lrs.append(opt.get_lr())
+        sched.step()
+    assert lrs[9] == pytest.approx(0.1) and lrs[10] == pytest.approx(0.01) and lrs[14] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("over,match", [("TRAIN.optimizer=adam", "TRAIN.optimizer 'adam'"),
+                                        ("TRAIN.lr_schedule=poly", "TRAIN.lr_schedule 'poly'")])
+def test_bad_optimizer_choice_is_one_line_error(over, match):
+    with pytest.raises(UserError, match="tsm_small.yaml: " + match):
+        load_config(ROOT + "/configs/tsm_small.yaml", [over])

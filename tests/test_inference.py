@@ -16,6 +16,7 @@ from test_models import shift_reference
 
 TSM_SMALL = os.path.join(ROOT, "configs", "tsm_small.yaml")
 STNET_SMALL = os.path.join(ROOT, "configs", "stnet_small.yaml")
+SLOWFAST_SMALL = os.path.join(ROOT, "configs", "slowfast_small.yaml")
 
 
 @pytest.mark.parametrize("t", [1, 3, 8])
@@ -26,7 +27,8 @@ def test_shift_formulations_equal_numpy(t, impl):
     np.testing.assert_array_equal(a, shift_reference(x, t, 0.125))
 
 
-@pytest.mark.parametrize("config,shape", [(TSM_SMALL, [8, 3, 64, 64]), (STNET_SMALL, [6, 9, 64, 64])])
+@pytest.mark.parametrize("config,shape", [(TSM_SMALL, [8, 3, 64, 64]), (STNET_SMALL, [6, 9, 64, 64]),
+                                          (SLOWFAST_SMALL, [16, 3, 64, 64])])
 def test_exported_model_matches_dygraph(tmp_path, config, shape):
     paddle.seed(0)
     model = build_model(load_config(config))

@@ -90,3 +90,39 @@ def test_zero_init_residual_blocks_start_as_identity():
     x = paddle.rand([2, 64, 8, 8])
     np.testing.assert_allclose(block(x, 1).numpy(), x.numpy(), atol=1e-6)
     assert not np.allclose(ResNet(18).res2b(x, 1).numpy(), x.numpy())
+
+
+def test_trunk_options_small_stem_width_blocks():
+    """MODEL.stem/width/blocks: the small stem keeps 1/8 of the input size, width and blocks set
+    the channels and block counts; the names stay legacy-style."""
+    cfg = load_config(ROOT + "/configs/demo.yaml")
+    model = build_model(cfg)
+    trunk = model.backbone
+    assert trunk.conv1.conv.weight.shape == [16, 3, 3, 3]
+    assert trunk.stage_channels == [16, 32, 64, 128] and model.fc.weight.shape == [128, 8]
+    feat = trunk(paddle.rand([2 * 8, 3, 32, 32]), 8)
+    assert feat.shape == [16, 128, 4, 4]                         # 32 / 8: no stride-2 stem, no max-pool
+    blocks = sorted({k.split(".")[1] for k in model.state_dict() if k.startswith("backbone.res")})
+    assert blocks == ["res2a", "res2b", "res3a", "res3b", "res4a", "res4b", "res5a", "res5b"]
+    deep = build_model(load_config(ROOT + "/configs/demo.yaml", ["MODEL.blocks=[1,3,1,1]", "MODEL.width=8",
+                                                                   "MODEL.num_layers=50"]))
+    assert deep.backbone.stage_channels == [32, 64, 128, 256]        # bottleneck: 4 x width x 2^s
+    assert "backbone.res3c.branch2c.conv.weight" in deep.state_dict()
+    assert "backbone.res3d.branch2a.conv.weight" not in deep.state_dict()
+    st = build_model(load_config(ROOT + "/configs/stnet_small.yaml", ["MODEL.width=16", "MODEL.stem=small"]))
+    assert st(paddle.rand([1, 3, 9, 32, 32])).shape == [1, 5]
+
+
+def test_defaults_keep_the_published_trunk():
+    model = build_model(load_config(ROOT + "/configs/tsm_small.yaml"))
+    assert model.backbone.conv1.conv.weight.shape == [64, 3, 7, 7]
+    assert model.backbone(paddle.rand([8, 3, 64, 64]), 8).shape == [8, 512, 2, 2]
+
+
+@pytest.mark.parametrize("over,match", [("MODEL.stem=cifar", "demo.yaml: MODEL.stem 'cifar'"),
+                                        ("MODEL.blocks=[2,2]", "MODEL.blocks must be 4"),
+                                        ("MODEL.width=0", "MODEL.width must be")])
+def test_bad_trunk_options_are_one_line_errors(over, match):
+    from paddlevideo import UserError
+    with pytest.raises(UserError, match=match):
+        build_model(load_config(ROOT + "/configs/demo.yaml", [over]))

@@ -17,7 +17,7 @@ import numpy as np
 import paddle
 
 from ..errors import UserError
-from .sampling import segment_indices
+from .sampling import dense_indices, segment_indices
 from .transforms import transform_clip
 from .video import VideoError, call_with_timeout, read_frames, read_pkl
 
@@ -119,6 +119,8 @@ class VideoDataset(paddle.io.Dataset):
         rng = np.random.default_rng([self.seed, epoch, i])
 
         def choose(n):
+            if cfg.sampling == "dense":
+                return dense_indices(n, cfg.seg_num * cfg.seglen, cfg.frame_interval, self.train, rng)
             return segment_indices(n, cfg.seg_num, cfg.seglen, self.train, rng)
 
         if cfg.format == "pkl":

@@ -7,6 +7,9 @@ seg_num`` frames; from each part ``seglen`` consecutive frames are taken:
 * test/valid/infer: ``start = (avg - seglen) // 2 + i*avg`` (centred);
 * if ``avg < seglen``: ``start = i*avg``; if ``avg < 1``: ``start = i``;
 * indices are taken modulo ``num_frames`` (short clips loop).
+
+``sampling: dense`` (3-D models such as SlowFast) takes instead one clip of ``clip_len``
+frames, ``interval`` apart: a random start in training, the centred one otherwise.
 """
 
 
@@ -31,3 +34,14 @@ def segment_indices(num_frames, seg_num, seglen, train, rng=None):
             start = i
         out.extend((start + j) % num_frames for j in range(seglen))
     return out
+
+
+def dense_indices(num_frames, clip_len, interval, train, rng=None):
+    """``clip_len`` frame indices ``start, start + interval, ...``; the clip spans
+    ``(clip_len - 1) * interval + 1`` frames, starting at random in ``[0, num_frames - span]`` in
+    training and at ``(num_frames - span) // 2`` otherwise (0 when the video is shorter; indices
+    are then taken modulo ``num_frames``, so short clips loop)."""
+    span = (clip_len - 1) * interval + 1
+    room = max(num_frames - span, 0)
+    start = int(rng.integers(0, room + 1)) if train else room // 2
+    return [(start + i * interval) % num_frames for i in range(clip_len)]

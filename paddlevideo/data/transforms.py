@@ -1,7 +1,7 @@
 """Clip transforms on ``[K, H, W, 3]`` uint8 RGB frames (the same geometry for every frame).
 
-train: short-side scale → TSM multi-scale crop (resized to ``short_size`` square) → random crop
-``target_size`` → horizontal flip (p=0.5, whole clip; ``flip: false`` turns it off for
+train: short-side scale → TSM multi-scale crop (resized to ``short_size`` square; ``multi_scale_crop:
+false`` skips it) → random crop ``target_size`` → horizontal flip (p=0.5, whole clip; ``flip: false`` turns it off for
 direction-sensitive classes) → normalise.
 test/valid/infer: short-side scale → centre crop ``target_size`` → normalise.
 The result is packed to ``[seg_num, 3*seglen, H, W]`` float32, frame-major channels
@@ -83,12 +83,17 @@ def normalize_pack(frames, seg_num, seglen, mean, std):
 
 
 def transform_clip(frames, cfg, train, rng=None):
-    """Apply the mode's transforms and pack.  ``cfg`` is ``Config.mode(...)``."""
-    frames = scale_short_side(frames, cfg.short_size)
+    """Apply the mode's transforms and pack.  ``cfg`` is ``Config.mode(...)``.
+
+    In training ``scale_jitter: [lo, hi]`` scales the short side to a random size in ``[lo, hi]``
+    (SlowFast: 256..320) instead of ``short_size``."""
+    jitter = cfg.scale_jitter if train else None
+    frames = scale_short_side(frames, int(rng.integers(jitter[0], jitter[1] + 1)) if jitter else cfg.short_size)
     if train:
-        h, w = frames.shape[1:3]
-        frames = crop(frames, *multi_scale_crop_box(h, w, cfg.short_size, rng))
-        frames = resize_frames(frames, cfg.short_size, cfg.short_size)
+        if cfg.multi_scale_crop:
+            h, w = frames.shape[1:3]
+            frames = crop(frames, *multi_scale_crop_box(h, w, cfg.short_size, rng))
+            frames = resize_frames(frames, cfg.short_size, cfg.short_size)
         frames = random_crop(frames, cfg.target_size, rng)
         if cfg.flip and rng.random() < 0.5:
             frames = frames[:, :, ::-1]

@@ -1,4 +1,4 @@
-"""Training: Momentum + L2 + piecewise LR, per-epoch checkpoints, validation, resume.
+"""Training: Momentum/AdamW, step or cosine LR with warm-up, per-epoch checkpoints, validation, resume.
 
 Reproducibility: the run has one seed (``TRAIN.seed`` with ``--fix_random_seed True``, else
 random and stored in the checkpoint).  Weight init uses ``seed``; in epoch ``e`` the shuffle
@@ -6,6 +6,7 @@ order, every clip's sampling/crop/flip and the dropout masks derive from ``(seed
 resumed run therefore repeats exactly what the uninterrupted run would have done.
 """
 import base64
+import json
 import os
 import pickle
 import random
@@ -30,14 +31,37 @@ from .common import log, set_device, topk_correct, warn
 from .evaluate import run_eval
 
 
-def build_optimizer(m, model):
-    """Momentum with L2 decay and a piecewise-constant LR stepped once per epoch."""
-    values = [m.learning_rate * m.learning_rate_decay ** i for i in range(len(m.decay_epochs) + 1)]
-    sched = (paddle.optimizer.lr.PiecewiseDecay(boundaries=list(m.decay_epochs), values=values)
-             if m.decay_epochs else paddle.optimizer.lr.PiecewiseDecay(boundaries=[10 ** 9], values=values * 2))
+def build_optimizer(m, model, steps_per_epoch):
+    """Optimizer and LR schedule of the TRAIN section ``m``; the schedule is stepped once per batch.
+
+    * ``optimizer: momentum`` — SGD with ``momentum`` and L2 decay ``l2_weight_decay`` on every
+      parameter (the legacy recipe); ``adamw`` — AdamW with decoupled weight decay
+      ``l2_weight_decay`` on conv/fc weights (not on BN parameters and biases).
+    * ``lr_schedule: step`` — ``learning_rate`` × ``learning_rate_decay`` at each epoch of
+      ``decay_epochs``; ``cosine`` — cosine from ``learning_rate`` to 0 at the last step.
+    * ``warmup_epochs`` (may be fractional) — linear warm-up from 0 first; the main schedule
+      then runs over the remaining steps (step boundaries stay at their epochs).
+    """
+    lr = paddle.optimizer.lr
+    total = max(m.epoch * steps_per_epoch, 1)
+    warm = min(int(round(m.warmup_epochs * steps_per_epoch)), total - 1) if m.warmup_epochs > 0 else 0
+    if m.lr_schedule == "cosine":
+        sched = lr.CosineAnnealingDecay(m.learning_rate, T_max=max(total - warm, 1))
+    else:
+        values = [m.learning_rate * m.learning_rate_decay ** i for i in range(len(m.decay_epochs) + 1)]
+        bounds = [max(e * steps_per_epoch - warm, 1) for e in m.decay_epochs]
+        sched = (lr.PiecewiseDecay(boundaries=bounds, values=values) if bounds
+                 else lr.PiecewiseDecay(boundaries=[10 ** 12], values=values * 2))
+    if warm:
+        sched = lr.LinearWarmup(sched, warm, 0.0, m.learning_rate)
     clip = paddle.nn.ClipGradByGlobalNorm(m.clip_norm) if m.clip_norm > 0 else None
-    opt = paddle.optimizer.Momentum(learning_rate=sched, momentum=m.momentum, parameters=model.parameters(),
-                                    weight_decay=paddle.regularizer.L2Decay(m.l2_weight_decay), grad_clip=clip)
+    if m.optimizer == "adamw":
+        no_decay = {p.name for p in model.parameters() if len(p.shape) <= 1}
+        opt = paddle.optimizer.AdamW(learning_rate=sched, parameters=model.parameters(), weight_decay=m.l2_weight_decay,
+                                     apply_decay_param_fun=lambda name: name not in no_decay, grad_clip=clip)
+    else:
+        opt = paddle.optimizer.Momentum(learning_rate=sched, momentum=m.momentum, parameters=model.parameters(),
+                                        weight_decay=paddle.regularizer.L2Decay(m.l2_weight_decay), grad_clip=clip)
     return opt, sched
 
 
@@ -84,6 +108,39 @@ def _save_interrupted(save_dir, model_name, model, opt, seed, m, epoch, next_bat
     raise SystemExit(130)
 
 
+class _Window:
+    """Mean loss / top-1 and clips/s over the batches since the last log line."""
+
+    def __init__(self):
+        self.t0, self.n, self.loss, self.c1 = time.time(), 0, 0.0, 0
+
+    def add(self, loss, correct1, b):
+        self.n, self.loss, self.c1 = self.n + b, self.loss + loss * b, self.c1 + correct1
+
+    def flush(self):
+        dt = max(time.time() - self.t0, 1e-9)
+        out = {"loss": self.loss / max(self.n, 1), "top1": self.c1 / max(self.n, 1), "clips_per_s": round(self.n / dt, 2)}
+        self.__init__()
+        return out
+
+
+class JsonLog:
+    """``save_dir/NAME_log.jsonl``: one JSON object per line, appended (a resumed run continues it).
+
+    Lines: ``{"type": "iter", epoch, iter, step, loss, top1, lr, clips_per_s}`` every
+    ``log_interval`` batches (means over those batches) and ``{"type": "epoch", epoch, step, loss,
+    top1, top5, lr, seconds, clips_per_s, skipped, valid_loss, valid_top1}`` after each epoch.
+    """
+
+    def __init__(self, path):
+        self.path = path
+
+    def write(self, record):
+        record = dict(record, time=round(time.time(), 3))
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
 def _epoch_seed(seed, epoch):
     return (seed * 1000003 + epoch * 7919 + 17) % (2 ** 31)
 
@@ -126,7 +183,8 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
     np.random.seed(seed % (2 ** 32))
     random.seed(seed)
     model = build_model(cfg)
-    opt, sched = build_optimizer(m, model)
+    steps_per_epoch = len(items) // m.batch_size
+    opt, sched = build_optimizer(m, model, steps_per_epoch)
 
     start_batch, rng_state = 0, None
     if state:
@@ -160,6 +218,7 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
         model_name, len(items), m.batch_size, len(loader), start_epoch, m.epoch - 1, seed))
     stop = _StopRequest()
     history = []
+    jsonl = JsonLog(os.path.join(save_dir, "{}_log.jsonl".format(model_name)))
     with stop:
         for epoch in range(start_epoch, m.epoch):
             first = start_batch if epoch == start_epoch else 0
@@ -170,6 +229,7 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
             loader.batch_sampler.epoch, loader.batch_sampler.start_batch = epoch, first
             model.train()
             t0, n, loss_sum, c1, c5, skipped, done = time.time(), 0, 0.0, 0, 0, 0, first
+            window = _Window()
             bar = tqdm(loader, desc="epoch {}".format(epoch), leave=False, mininterval=2, initial=first)
             try:
                 for it, batch in enumerate(bar, start=first):
@@ -190,9 +250,14 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
                         loss_sum += lv * b
                         a1, a5 = topk_correct(lg, y, 1), topk_correct(lg, y, 5)
                         c1, c5 = c1 + a1, c5 + a5
+                        window.add(lv, a1, b)
+                        if log_interval and (it + 1) % log_interval == 0:
+                            jsonl.write(dict(window.flush(), type="iter", epoch=epoch, iter=it, step=step,
+                                             lr=opt.get_lr()))
                         if log_interval and it % log_interval == 0:
                             tqdm.write("[TRAIN] Epoch {}, iter {} \tLoss: {:.6f},\ttop1_acc: {:.4f}, \ttop5_acc: {:.4f}"
                                        .format(epoch, it, lv, a1 / b, a5 / b))
+                    sched.step()
                     done = it + 1
                     if stop.requested:
                         _save_interrupted(save_dir, model_name, model, opt, seed, m, epoch, done, step)
@@ -202,7 +267,6 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
                 _save_interrupted(save_dir, model_name, model, opt, seed, m, epoch, done, step)
             bar.close()
             lr = opt.get_lr()
-            sched.step()
             summary = {"epoch": epoch, "loss": loss_sum / max(n, 1), "top1_acc": c1 / max(n, 1),
                        "top5_acc": c5 / max(n, 1), "skipped": skipped}
             log("[TRAIN] Epoch {} finished\tavg_loss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f},\tlr: {:.6g},"
@@ -220,6 +284,11 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
                                 res["num_skipped"]))
                 summary["valid"] = res
             history.append(summary)
+            jsonl.write({"type": "epoch", "epoch": epoch, "step": step, "loss": summary["loss"],
+                         "top1": summary["top1_acc"], "top5": summary["top5_acc"], "lr": lr,
+                         "seconds": round(time.time() - t0, 2), "clips_per_s": round(n / max(time.time() - t0, 1e-9), 2),
+                         "skipped": skipped, "valid_loss": summary.get("valid", {}).get("loss"),
+                         "valid_top1": summary.get("valid", {}).get("top1_acc")})
         if start_epoch < m.epoch:
             base = save_checkpoint(save_dir, "{}_final".format(model_name), model, opt, state)
             log("[TRAIN] finished; final weights {}.pdparams".format(base))

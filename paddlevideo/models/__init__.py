@@ -1,14 +1,25 @@
 """Model registry: a plain dict from ``MODEL.name`` to a constructor taking the MODEL section."""
 from ..errors import UserError
 from .resnet import ResNet
+from .slowfast import SlowFast
 from .stnet import StNet
 from .tsm import TSM, TSN
 
+
+
+def trunk_options(m):
+    """The ResNet trunk options of a MODEL section (see :class:`ResNet`)."""
+    return {"stem": m.stem, "width": m.width, "blocks": m.blocks or None}
+
+
 MODELS = {
-    "TSN": lambda m: TSN(m.num_classes, m.num_layers, m.seglen, m.dropout_ratio, 0.0, m.zero_init_residual),
+    "TSN": lambda m: TSN(m.num_classes, m.num_layers, m.seglen, m.dropout_ratio, 0.0, m.zero_init_residual,
+                         **trunk_options(m)),
     "TSM": lambda m: TSM(m.num_classes, m.num_layers, m.seglen, m.dropout_ratio, m.shift_ratio,
-                         m.zero_init_residual),
-    "STNET": lambda m: StNet(m.num_classes, m.num_layers, m.seglen),
+                         m.zero_init_residual, **trunk_options(m)),
+    "STNET": lambda m: StNet(m.num_classes, m.num_layers, m.seglen, **trunk_options(m)),
+    "SLOWFAST": lambda m: SlowFast(m.num_classes, m.num_layers, m.width, m.alpha, m.beta, m.fusion_kernel,
+                                   m.pool_size or None, m.dropout_ratio, m.blocks or None),
 }
 
 
@@ -22,7 +33,21 @@ def build_model(cfg):
     if cfg.MODEL.num_layers not in (18, 34, 50, 101):
         raise UserError("MODEL.num_layers {} is not supported; use 18, 34, 50 or 101".format(
             cfg.MODEL.num_layers))
-    return MODELS[name](cfg.MODEL)
+    m = cfg.MODEL
+    if m.width < 1:
+        raise UserError("MODEL.width must be >= 1 (got {})".format(m.width))
+    if name == "SLOWFAST":
+        if m.num_layers not in (50, 101) or m.seglen != 1 or m.width % m.beta or m.alpha < 1:
+            raise UserError("SlowFast needs MODEL.num_layers 50 or 101, seglen 1 (seg_num = the fast pathway's "
+                            "frames) and a width divisible by beta (got {}, {}, {}/{})".format(
+                                m.num_layers, m.seglen, m.width, m.beta))
+        if m.pool_size and len(m.pool_size) != 3:
+            raise UserError("MODEL.pool_size must be [T, H, W] of the fast pathway's pool, or [] for global "
+                            "pooling (got {})".format(m.pool_size))
+    if m.blocks and (len(m.blocks) != 4 or min(m.blocks) < 1):
+        raise UserError("MODEL.blocks must be 4 positive block counts, one per stage, e.g. [2, 2, 2, 2] "
+                        "(got {}); leave it empty for the depth's own".format(m.blocks))
+    return MODELS[name](m)
 
 
-__all__ = ["MODELS", "build_model", "ResNet", "StNet", "TSM", "TSN"]
+__all__ = ["MODELS", "build_model", "ResNet", "SlowFast", "StNet", "TSM", "TSN"]

@@ -25,6 +25,7 @@ DEPTHS = {
     50: ("bottleneck", [3, 4, 6, 3]),
     101: ("bottleneck", [3, 4, 23, 3]),
 }
+STEMS = ("imagenet", "small")
 
 
 class ConvBN(nn.Layer):
@@ -139,17 +140,26 @@ class Bottleneck(BasicBlock):
         return self.branch2c(self.branch2b(self.branch2a(x)))
 
 
-def block_names(depth):
-    """Legacy block names per stage: res2a, res2b, ... (res4b1..res4b22 for depth 101)."""
-    _, counts = DEPTHS[depth]
+def block_names(depth, counts=None):
+    """Legacy block names per stage: res2a, res2b, ... (res4b1..res4b22 for depth 101).
+
+    ``counts`` (blocks per stage) overrides the depth's; stages of more than 26 blocks use the
+    numbered form (res4a, res4b1, res4b2, ...)."""
+    counts = counts or DEPTHS[depth][1]
     names = []
     for stage, n in enumerate(counts):
         s = stage + 2
-        if depth >= 101 and stage == 2:
+        if (depth >= 101 and stage == 2) or n > 26:
             names.append(["res{}a".format(s)] + ["res{}b{}".format(s, i) for i in range(1, n)])
         else:
             names.append(["res{}{}".format(s, chr(ord("a") + i)) for i in range(n)])
     return names
+
+
+def stage_channels(depth, width=64):
+    """Output channels of res2..res5 for a trunk of ``depth`` and base ``width``."""
+    expansion = 4 if DEPTHS[depth][0] == "bottleneck" else 1
+    return [width * 2 ** s * expansion for s in range(4)]
 
 
 class ResNet(nn.Layer):
@@ -162,33 +172,46 @@ class ResNet(nn.Layer):
         after_stage: {stage (2..5): Layer called as ``layer(x, T)``} inserted after that stage.
         zero_init_residual: start the last BN of every residual branch at zero (each block starts as
             the identity), which makes training from scratch markedly more stable.
-    Input ``[N*T, in_channels, H, W]``; output ``[N*T, out_channels, H/32, W/32]``.
+        stem: "imagenet" (7×7 stride-2 conv + 3×3 stride-2 max-pool: output at H/32) or "small"
+            (3×3 stride-1 conv, no max-pool: output at H/8), for low-resolution video.
+        width: base channels (64 in every published ResNet); stage s has ``width * 2**s`` (×4
+            for bottlenecks) output channels.
+        blocks: blocks per stage (4 numbers), overriding the depth's; the depth still picks the
+            block type (18/34 basic, 50/101 bottleneck).
+    Input ``[N*T, in_channels, H, W]``; output ``[N*T, out_channels, H/32, W/32]`` (``H/8`` with
+    the small stem).
     """
 
-    def __init__(self, depth=50, in_channels=3, shift_ratio=0.0, after_stage=None, zero_init_residual=False):
+    def __init__(self, depth=50, in_channels=3, shift_ratio=0.0, after_stage=None, zero_init_residual=False,
+                 stem="imagenet", width=64, blocks=None):
         super().__init__()
         if depth not in DEPTHS:
             raise ValueError("ResNet depth must be one of {}".format(sorted(DEPTHS)))
+        if stem not in STEMS:
+            raise ValueError("ResNet stem must be one of {}".format(", ".join(STEMS)))
         kind, _ = DEPTHS[depth]
         block = Bottleneck if kind == "bottleneck" else BasicBlock
         self.depth = depth
-        self.conv1 = ConvBN(in_channels, 64, 7, stride=2)
+        self.stem = stem
+        self.conv1 = ConvBN(in_channels, width, 7, stride=2) if stem == "imagenet" else ConvBN(in_channels, width, 3)
         self.stages = []
-        cin = 64
-        for stage, names in enumerate(block_names(depth)):
-            width = 64 * 2 ** stage
-            blocks = []
+        self.stage_channels = []
+        cin = width
+        for stage, names in enumerate(block_names(depth, blocks)):
+            base = width * 2 ** stage
+            stage_blocks = []
             for i, name in enumerate(names):
                 stride = 2 if i == 0 and stage > 0 else 1
-                layer = block(cin, width, stride, shift_ratio)
+                layer = block(cin, base, stride, shift_ratio)
                 self.add_sublayer(name, layer)
-                blocks.append(layer)
-                cin = width * block.expansion
-            self.stages.append(blocks)
+                stage_blocks.append(layer)
+                cin = base * block.expansion
+            self.stages.append(stage_blocks)
+            self.stage_channels.append(cin)
         self.out_channels = cin
         if zero_init_residual:
-            for blocks in self.stages:
-                for b in blocks:
+            for stage_blocks in self.stages:
+                for b in stage_blocks:
                     last = b.branch2c if isinstance(b, Bottleneck) else b.branch2b
                     last.bn.weight.set_value(paddle.zeros(last.bn.weight.shape))
         self.after_stage = after_stage or {}
@@ -197,7 +220,8 @@ class ResNet(nn.Layer):
 
     def forward(self, x, num_segments):
         x = self.conv1(x)
-        x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
+        if self.stem == "imagenet":
+            x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
         for stage, blocks in enumerate(self.stages):
             for b in blocks:
                 x = b(x, num_segments)

@@ -15,7 +15,7 @@ import numpy as np
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .resnet import ResNet, init_fc
+from .resnet import ResNet, init_fc, stage_channels
 
 
 class TemporalBlock(nn.Layer):
@@ -71,12 +71,13 @@ class TemporalXception(nn.Layer):
 class StNet(nn.Layer):
     """StNet with a ResNet trunk (depth 50 in the paper; any trunk depth with ≥ 3 stages works)."""
 
-    def __init__(self, num_classes=400, depth=50, seglen=5):
+    def __init__(self, num_classes=400, depth=50, seglen=5, **trunk):
+        """``trunk``: ResNet options (stem, width, blocks)."""
         super().__init__()
         self.seglen = seglen
-        trunk_channels = {18: (128, 256), 34: (128, 256)}.get(depth, (512, 1024))
+        channels = stage_channels(depth, trunk.get("width", 64))
         self.backbone = ResNet(depth, in_channels=3 * seglen, after_stage={
-            3: TemporalBlock(trunk_channels[0]), 4: TemporalBlock(trunk_channels[1])})
+            3: TemporalBlock(channels[1]), 4: TemporalBlock(channels[2])}, **trunk)
         c = self.backbone.out_channels
         self.xception = TemporalXception(c, c // 2)
         self.fc = nn.Linear(c // 2, num_classes)

@@ -20,15 +20,16 @@ class TSN(nn.Layer):
             the channel axis, so the trunk sees ``3*seglen`` input channels).
         dropout_ratio: dropout on per-frame features (Paddle's upscale-in-train semantics).
         shift_ratio: temporal shift per block (0 for TSN).
-        zero_init_residual: see :class:`ResNet` (for training from scratch).
+        zero_init_residual, stem, width, blocks: trunk options, see :class:`ResNet`.
     """
     shift_ratio = 0.0
 
     def __init__(self, num_classes=400, depth=50, seglen=1, dropout_ratio=0.5, shift_ratio=None,
-                 zero_init_residual=False):
+                 zero_init_residual=False, **trunk):
         super().__init__()
         ratio = self.shift_ratio if shift_ratio is None else shift_ratio
-        self.backbone = ResNet(depth, in_channels=3 * seglen, shift_ratio=ratio, zero_init_residual=zero_init_residual)
+        self.backbone = ResNet(depth, in_channels=3 * seglen, shift_ratio=ratio, zero_init_residual=zero_init_residual,
+                               **trunk)
         self.dropout = nn.Dropout(dropout_ratio) if dropout_ratio > 0 else None
         self.fc = nn.Linear(self.backbone.out_channels, num_classes)
         init_fc(self.fc)
