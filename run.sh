@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # PaddleVideo-style launcher; nothing to edit inside.
-#   bash run.sh demo                         quick end-to-end run on the bundled clips
+#   bash run.sh demo [--quick]               TSM vs TSN on synthetic data (--quick: bundled clips)
 #   bash run.sh test [pytest args]           the test suite
 #   bash run.sh train   NAME CONFIG [flags]  -> train.py   --model_name NAME --config CONFIG flags
 #   bash run.sh eval    NAME CONFIG [flags]  -> eval.py
@@ -58,7 +58,11 @@ case "$mode" in
     ;;
   demo)
     setup
-    exec bash "$ROOT/scripts/quick_demo.sh" "$PY" "$@"
+    if [ "${1:-}" = "--quick" ]; then
+      shift
+      exec bash "$ROOT/scripts/quick_demo.sh" "$PY" "$@"
+    fi
+    exec "$PY" "$ROOT/scripts/demo.py" "$@"
     ;;
   -h|--help|help) usage ;;
   *)
