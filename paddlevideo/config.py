@@ -57,6 +57,7 @@ READER_KEYS = {
     "target_size": (int, 224),
     "batch_size": (int, 1),
     "filelist": ("str?", None),
+    "data_root": ("str?", None),
     "num_reader_threads": (int, 2),
     "buf_size": (int, 1024),
     "use_gpu": (bool, False),
@@ -81,7 +82,7 @@ TRAIN_KEYS = {
     "fix_random_seed": (bool, False),
     "seed": (int, 0),
 }
-FORMATS = ("mp4", "pkl")
+FORMATS = ("mp4", "pkl", "frames")
 
 
 def _schema(section):

@@ -37,6 +37,23 @@ def _check(i):
         return i, str(e)
 
 
+def broken_videos(items, cfg, workers=1):
+    """``{index: reason}`` for the ``[(path, label)]`` items that cannot be decoded with the
+    reader of ``cfg`` (a ``Config.mode(...)`` view), checked in ``workers`` processes."""
+    dataset = VideoDataset(items, cfg)
+    if workers > 1 and len(items) > 1:
+        pool = Pool(min(workers, len(items)), initializer=_init, initargs=(dataset,))
+        try:
+            results = list(pool.imap(_check, range(len(items))))
+        finally:
+            pool.close()     # not terminate(): SIGTERM makes Paddle's handler in the workers print a C++ trace
+            pool.join()
+    else:
+        _init(dataset)
+        results = [_check(i) for i in range(len(items))]
+    return {i: err for i, err in results if err}
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("list", help="list file ('path label' per line)")
@@ -51,18 +68,9 @@ def main(argv):
     cfg = load_config(a.config, a.override).mode("test")
     bad_lines = []
     items = parse_list(a.list, cfg.num_classes, cfg.format, need_label=not a.no_labels, skip_bad=True,
+                       root=cfg.data_root,
                        problems=bad_lines)
-    dataset = VideoDataset(items, cfg)
-    broken = {}
-    if a.workers > 1 and len(items) > 1:
-        with Pool(min(a.workers, len(items)), initializer=_init, initargs=(dataset,)) as pool:
-            results = list(pool.imap(_check, range(len(items))))
-    else:
-        _init(dataset)
-        results = [_check(i) for i in range(len(items))]
-    for i, err in results:
-        if err:
-            broken[i] = err
+    broken = broken_videos(items, cfg, a.workers)
     for line in bad_lines:
         print("BAD LINE  {}".format(line))
     for i, err in sorted(broken.items()):

@@ -19,12 +19,14 @@ import paddle
 from ..errors import UserError
 from .sampling import dense_indices, segment_indices
 from .transforms import transform_clip
-from .video import VideoError, call_with_timeout, read_frames, read_pkl
+from .video import VideoError, call_with_timeout, read_frame_dir, read_frames, read_pkl
 
 
-def _resolve(path, list_dir):
+def _resolve(path, list_dir, root=None):
     if os.path.isabs(path):
         return path
+    if root:
+        return os.path.normpath(os.path.join(root, path))
     here = os.path.join(list_dir, path)
     if os.path.exists(here) or not os.path.exists(path):
         return os.path.normpath(here)
@@ -32,8 +34,12 @@ def _resolve(path, list_dir):
 
 
 def parse_list(list_path, num_classes=None, fmt="mp4", need_label=True, skip_bad=False,
-               check_exists=True, problems=None):
+               check_exists=True, problems=None, root=None):
     """Read a list file; return ``[(path, label)]`` (label -1 when absent).
+
+    Relative paths are taken against ``root`` (the config's ``data_root``) when given, else the
+    list file's folder, else the working directory.  ``fmt: frames`` lines are ``frame_dir
+    [num_frames] label`` (the frame count is optional; the reader counts the files).
 
     Every problem (missing label, non-integer or out-of-range label, missing file) is collected
     in one pass; unless ``skip_bad`` they are raised together as one :class:`UserError`, else
@@ -54,17 +60,21 @@ def parse_list(list_path, num_classes=None, fmt="mp4", need_label=True, skip_bad
                 continue
             where = "{}:{}".format(list_path, lineno)
             path, label, err = line, -1, None
+            if fmt == "frames":
+                three = line.rsplit(None, 2)
+                if len(three) == 3 and _is_int(three[1]) and _is_int(three[2]):
+                    line = "{} {}".format(three[0], three[2])            # drop the optional frame count
             parts = line.rsplit(None, 1)
             if fmt == "pkl" and not (len(parts) == 2 and _is_int(parts[1])):
                 path = line
             elif len(parts) == 2 and _is_int(parts[1]):
                 path, label = parts[0], int(parts[1])
             elif need_label:
-                if len(parts) == 1 or os.path.exists(_resolve(line, list_dir)):
+                if len(parts) == 1 or os.path.exists(_resolve(line, list_dir, root)):
                     err = "no label; write 'path label' with an integer class id"
                 else:
                     err = "label {!r} is not an integer".format(parts[1])
-            full = _resolve(path, list_dir)
+            full = _resolve(path, list_dir, root)
             if err is None and label >= 0 and num_classes and label >= num_classes:
                 err = "label {} is outside [0, {}) (MODEL.num_classes)".format(label, num_classes)
             if err is None and label < -1:
@@ -126,6 +136,8 @@ class VideoDataset(paddle.io.Dataset):
         if cfg.format == "pkl":
             frames, pkl_label = call_with_timeout(lambda: read_pkl(path, choose), cfg.decode_timeout)
             label = pkl_label if label < 0 else label
+        elif cfg.format == "frames":
+            frames = read_frame_dir(path, choose)
         else:
             frames = call_with_timeout(lambda: read_frames(path, choose), cfg.decode_timeout)
         try:

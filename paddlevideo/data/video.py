@@ -113,6 +113,29 @@ def read_frames(path, choose_indices):
     raise VideoError("; ".join(errors))
 
 
+FRAME_PATTERN = "img_{:05d}.jpg"
+
+
+def read_frame_dir(path, choose_indices):
+    """A folder of extracted frames ``img_00001.jpg, img_00002.jpg, ...`` (data/dataset/extract_frames.py,
+    the layout of PaddleVideo's and mmaction2's frame datasets).  Returns ``[K, H, W, 3]`` uint8 RGB."""
+    if not os.path.isdir(path):
+        raise VideoError("not a frame folder")
+    n = sum(1 for name in os.listdir(path) if name.startswith("img_") and name.endswith(".jpg"))
+    if n < 1:
+        raise VideoError("no img_NNNNN.jpg frames in the folder")
+    out, cache = [], {}
+    for i in choose_indices(n):
+        i = int(i)
+        if i not in cache:
+            img = cv2.imread(os.path.join(path, FRAME_PATTERN.format(i + 1)), cv2.IMREAD_COLOR)
+            if img is None:
+                raise VideoError("frame {} is missing or not a decodable image".format(FRAME_PATTERN.format(i + 1)))
+            cache[i] = _to_rgb(img)
+        out.append(cache[i])
+    return np.stack(out)
+
+
 def read_pkl(path, choose_indices):
     """Legacy pkl clip: a pickle of ``(video_id, label, [jpeg bytes per frame])``.
 

@@ -52,7 +52,8 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
     """Evaluate ``model_name`` with ``weights`` on the TEST list; return the summary."""
     m = cfg.mode("test")
     set_device(m.use_gpu)
-    items = parse_list(m.filelist, m.num_classes, m.format, need_label=True, skip_bad=skip_bad_lines)
+    items = parse_list(m.filelist, m.num_classes, m.format, need_label=True, skip_bad=skip_bad_lines,
+                       root=m.data_root)
     w = resolve_weights(cfg, weights, cache_dir)
     runner, used = make_runner(cfg, "test", w, backend, cpu_threads, cache_dir, exported)
     loader = build_loader(VideoDataset(items, m), m.batch_size, num_workers=m.num_reader_threads)

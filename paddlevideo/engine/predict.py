@@ -25,7 +25,7 @@ def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk
         items = [(os.path.abspath(video_path), -1)]
     else:
         items = parse_list(filelist or m.filelist, m.num_classes, m.format, need_label=False,
-                           skip_bad=skip_bad_lines)
+                           skip_bad=skip_bad_lines, root=m.data_root)
     names = label_names(cfg)
     k = min(topk or m.topk, m.num_classes)
     w = None if exported and not weights else resolve_weights(cfg, weights, cache_dir)

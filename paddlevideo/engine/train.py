@@ -151,12 +151,14 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
     m = cfg.mode("train")
     set_device(m.use_gpu)
     fix_random_seed = fix_random_seed or m.fix_random_seed
-    items = parse_list(m.filelist, m.num_classes, m.format, need_label=True, skip_bad=skip_bad_lines)
+    items = parse_list(m.filelist, m.num_classes, m.format, need_label=True, skip_bad=skip_bad_lines,
+                       root=m.data_root)
     vm = cfg.mode("valid")
     valid_items = None
     if valid_interval > 0 and vm.filelist:
         try:
-            valid_items = parse_list(vm.filelist, vm.num_classes, vm.format, need_label=True, skip_bad=skip_bad_lines)
+            valid_items = parse_list(vm.filelist, vm.num_classes, vm.format, need_label=True, skip_bad=skip_bad_lines,
+                                     root=vm.data_root)
         except UserError as e:
             raise UserError("{} (validation list; --valid_interval 0 trains without validation)".format(e))
     if len(items) < m.batch_size:
