@@ -4,7 +4,7 @@ Every measurement runs in its own subprocess so that its peak RSS is its own.  M
 
 * model-only seconds per clip (batch 1, median of ``--repeat`` runs after a warm-up) and GFLOP/s
   for a plain ResNet-50 over 8 images (TSN-R50), TSM-R50 8x224, StNet-R50 25x5x256 and SlowFast-R50
-  4x16 on one 32x224^2 view, per backend
+  4x16 on one 32x224^2 view, I3D RGB on a 64x224^2 clip, per backend
   (``dygraph``, ``paddle-inference`` = exported model + oneDNN, ``onnxruntime`` = paddle2onnx);
 * end-to-end ``predict.py`` on a real clip (wall time, and the time after start-up);
 * reader throughput (clips/s, TSM 8x224 train transforms) with 0, 1 and 2 loader workers.
@@ -33,6 +33,8 @@ MODELS = {
     "stnet_r50_25x5x256": ("configs/stnet.yaml", [], 189.0),
     # SlowFast-R50 4x16, one 32-frame 224^2 view: 36.1 GMAC (the SlowFast paper's count)
     "slowfast_r50_4x16_32x224": ("configs/slowfast.yaml", ["INFER.target_size=224"], 36.1),
+    # I3D RGB on a 64-frame 224^2 clip: 108 GMAC (the count SlowFast's paper lists for it)
+    "i3d_rgb_64x224": ("configs/i3d_rgb.yaml", [], 108.0),
 }
 
 
@@ -154,7 +156,7 @@ def main():
         p.error("unknown model(s) {}; choose from {}".format(", ".join(unknown), ", ".join(MODELS)))
     for name in names:
         for backend in a.backends.split(","):
-            if a.quick and name.startswith(("stnet", "slowfast")) and backend == "dygraph":
+            if a.quick and name.startswith(("stnet", "slowfast", "i3d")) and backend == "dygraph":
                 continue
             r = run_child(["model", name, backend, a.repeat, a.threads])
             results["models"]["{} / {}".format(name, backend)] = r

@@ -1,6 +1,7 @@
 """Model registry: a plain dict from ``MODEL.name`` to a constructor taking the MODEL section."""
 from ..errors import UserError
 from .resnet import ResNet
+from .i3d import I3D
 from .slowfast import SlowFast
 from .stnet import StNet
 from .tsm import TSM, TSN
@@ -18,6 +19,7 @@ MODELS = {
     "TSM": lambda m: TSM(m.num_classes, m.num_layers, m.seglen, m.dropout_ratio, m.shift_ratio,
                          m.zero_init_residual, **trunk_options(m)),
     "STNET": lambda m: StNet(m.num_classes, m.num_layers, m.seglen, **trunk_options(m)),
+    "I3D": lambda m: I3D(m.num_classes, 3, m.dropout_ratio, m.pool_size or (2, 7, 7)),   # RGB stream
     "SLOWFAST": lambda m: SlowFast(m.num_classes, m.num_layers, m.width, m.alpha, m.beta, m.fusion_kernel,
                                    m.pool_size or None, m.dropout_ratio, m.blocks or None),
 }
@@ -44,10 +46,13 @@ def build_model(cfg):
         if m.pool_size and len(m.pool_size) != 3:
             raise UserError("MODEL.pool_size must be [T, H, W] of the fast pathway's pool, or [] for global "
                             "pooling (got {})".format(m.pool_size))
+    if name == "I3D" and (m.seglen != 1 or (m.pool_size and len(m.pool_size) != 3)):
+        raise UserError("I3D needs MODEL.seglen 1 (seg_num = the clip's frames) and pool_size [kT, kH, kW] or [] "
+                        "for the reference's [2, 7, 7] (got seglen {}, pool_size {})".format(m.seglen, m.pool_size))
     if m.blocks and (len(m.blocks) != 4 or min(m.blocks) < 1):
         raise UserError("MODEL.blocks must be 4 positive block counts, one per stage, e.g. [2, 2, 2, 2] "
                         "(got {}); leave it empty for the depth's own".format(m.blocks))
     return MODELS[name](m)
 
 
-__all__ = ["MODELS", "build_model", "ResNet", "SlowFast", "StNet", "TSM", "TSN"]
+__all__ = ["MODELS", "build_model", "I3D", "ResNet", "SlowFast", "StNet", "TSM", "TSN"]
