@@ -31,6 +31,8 @@ setup() {
   want="$(printf '%s' "$want" | sha256sum | cut -d' ' -f1)"
   if [ "$(cat "$env_dir/.paddlevideo-req" 2>/dev/null)" != "$want" ]; then
     echo "[setup] installing requirements.txt into $env_dir (once)" >&2
+    # opencv-contrib-python-headless replaces these (both own the cv2 package)
+    "$PY" -m pip uninstall -y -q opencv-python-headless opencv-python >/dev/null 2>&1 || true
     if [ "$pkg" = "paddlepaddle" ]; then
       "$PY" -m pip install -q -r "$ROOT/requirements.txt"
     else

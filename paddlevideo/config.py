@@ -41,6 +41,8 @@ MODEL_KEYS = {
     "width": (int, 64),
     "blocks": ("ints", []),
     "sampling": (str, "segments"),
+    "flow_method": (str, "tvl1"),
+    "flow_root": ("str?", None),
     "frame_interval": (int, 1),
     "alpha": (int, 8),
     "beta": (int, 8),
@@ -82,7 +84,7 @@ TRAIN_KEYS = {
     "fix_random_seed": (bool, False),
     "seed": (int, 0),
 }
-FORMATS = ("mp4", "pkl", "frames")
+FORMATS = ("mp4", "pkl", "frames", "flow", "rgb_flow")
 
 
 def _schema(section):
@@ -267,11 +269,12 @@ def _key_lines(text):
 
 
 CHOICES = {"optimizer": ("momentum", "adamw"), "lr_schedule": ("step", "cosine"), "stem": ("imagenet", "small"),
-           "sampling": ("segments", "dense")}
+           "sampling": ("segments", "dense"), "flow_method": ("tvl1", "farneback")}
 
 
 def validate(cfg, path):
-    for section, key in (("TRAIN", "optimizer"), ("TRAIN", "lr_schedule"), ("MODEL", "stem"), ("MODEL", "sampling")):
+    for section, key in (("TRAIN", "optimizer"), ("TRAIN", "lr_schedule"), ("MODEL", "stem"), ("MODEL", "sampling"),
+                         ("MODEL", "flow_method")):
         value = cfg.mode("train")[key]
         if value not in CHOICES[key]:
             raise UserError("{}: {}.{} {!r} is not supported; use one of {}".format(
@@ -286,8 +289,10 @@ def validate(cfg, path):
         if m["format"] not in FORMATS:
             raise UserError("{}: MODEL.format {!r} is not supported; use one of {}".format(
                 path, m["format"], ", ".join(FORMATS)))
-        if len(m["image_mean"]) != 3 or len(m["image_std"]) != 3:
-            raise UserError("{}: image_mean and image_std need 3 values (RGB)".format(path))
+        channels = {"flow": 2, "rgb_flow": 5}.get(m["format"], 3)
+        if len(m["image_mean"]) != channels or len(m["image_std"]) != channels:
+            raise UserError("{}: image_mean and image_std need {} values ({})".format(
+                path, channels, {2: "x, y flow", 3: "RGB", 5: "R, G, B, flow x, flow y"}[channels]))
         jitter = m["scale_jitter"]
         if jitter and (len(jitter) != 2 or not m["target_size"] <= jitter[0] <= jitter[1]):
             raise UserError("{}: {}.scale_jitter must be [min, max] short sides with target_size <= min <= max "

@@ -2,6 +2,7 @@
 
     python scripts/convert_i3d.py --src data/checkpoints/rgb_imagenet/model.ckpt --stream rgb --out i3d_rgb.pdparams
     python scripts/convert_i3d.py --src rgb_imagenet.npz --stream rgb --out i3d_rgb.pdparams
+    python scripts/convert_i3d.py --two_stream i3d_rgb.pdparams i3d_flow.pdparams --out i3d_two_stream.pdparams
 
 ``--src`` is a TensorFlow checkpoint prefix (read with ``tensorflow`` when it is installed) or an
 ``.npz`` holding the same variable names → arrays, so the conversion works without TensorFlow; make
@@ -89,22 +90,42 @@ def convert(variables, stream):
             raise UserError("{}: shape {} does not fit {} {} (check --stream)".format(
                 tf, list(tensors[tf].shape), ours, list(own[ours].shape)))
         state[ours] = a
+    for k, v in own.items():                   # DeepMind's BN has no scale: the model's fixed 1s
+        if k.endswith(".bn.weight"):
+            state[k] = np.ones(v.shape, np.float32)
     return state, num_classes
 
 
 def main(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--src", required=True, help="TensorFlow checkpoint prefix or .npz")
-    p.add_argument("--stream", required=True, choices=("rgb", "flow"))
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--src", help="TensorFlow checkpoint prefix or .npz")
+    p.add_argument("--stream", choices=("rgb", "flow"))
+    p.add_argument("--two_stream", nargs=2, metavar=("RGB", "FLOW"),
+                   help="join two converted .pdparams into one for configs/i3d_two_stream.yaml")
     p.add_argument("--out", required=True, help="the .pdparams to write")
     p.add_argument("--debug", action="store_true")
     a = p.parse_args(argv)
-    state, num_classes = convert(read_source(a.src), a.stream)
+    if a.two_stream:
+        state = {}
+        for prefix, path, cin in (("rgb.", a.two_stream[0], 3), ("flow.", a.two_stream[1], 2)):
+            loaded = paddle.load(path)
+            w = loaded.get("Conv3d_1a_7x7.conv.weight")
+            if w is None or w.shape[1] != cin:
+                raise UserError("{} is not a converted I3D {} stream (expected Conv3d_1a_7x7 with {} input "
+                                "channels)".format(path, prefix[:-1], cin))
+            state.update({prefix + k: v for k, v in loaded.items()})
+        num_classes, stream = int(state["rgb.Logits.bias"].shape[0]), "two-stream"
+    elif a.src and a.stream:
+        state, num_classes = convert(read_source(a.src), a.stream)
+        stream = "{} stream from {} DeepMind variables".format(a.stream, len(tf_variable_names(I3D(num_classes, 2))))
+    else:
+        raise UserError("pass --src CKPT --stream rgb|flow, or --two_stream RGB.pdparams FLOW.pdparams")
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     tmp = a.out + ".partial"
     paddle.save(state, tmp)
     os.replace(tmp, a.out)
-    print("wrote {} ({} tensors, I3D {} stream, {} classes)".format(a.out, len(state), a.stream, num_classes))
+    print("wrote {} ({} tensors, I3D {}, {} classes)".format(a.out, len(state), stream, num_classes))
     return 0
 
 

@@ -102,7 +102,7 @@ def test_converter_round_trip_and_name_map(tmp_path):
     np.savez(tmp_path / "flow.npz", **ckpt)
     out = tmp_path / "i3d_flow.pdparams"
     p = run_cli("scripts/convert_i3d.py", "--src", tmp_path / "flow.npz", "--stream", "flow", "--out", out)
-    assert "230 tensors" in p.stdout
+    assert "from 230 DeepMind variables" in p.stdout
     model = I3D(400, 2)
     load_weights(model, str(out))
     sd = model.state_dict()
@@ -166,4 +166,78 @@ def test_reduced_i3d_trains_and_predicts_on_real_clips(tmp_path):
     assert log[-1]["type"] == "epoch" and np.isfinite(log[-1]["loss"])
     p = run_cli("predict.py", *common, "--weights", tmp_path / "ck" / "I3D_final.pdparams",
                 "--video_path", clip("arm_wrestling.mp4"), "--backend", "onnxruntime")
+    assert p.stdout.count("class: ") == 2
+
+
+def test_tvl1_flow_sign_and_quantization():
+    from paddlevideo.data.flow import flow_fn, quantize
+    rng = np.random.RandomState(0)
+    import cv2
+    texture = cv2.GaussianBlur((rng.rand(64, 80) * 255).astype("float32"), (7, 7), 2).astype("uint8")
+    a, b = texture[:, 10:74], texture[:, 8:72]                  # b is a shifted 2 px to the right
+    f = flow_fn("tvl1")(a, b)[16:48, 16:48]
+    assert abs(float(np.median(f[..., 0])) - 2.0) < 0.3 and abs(float(np.median(f[..., 1]))) < 0.3
+    q = quantize(np.array([[[-30.0, 0.0], [20.0, 2.0]]], "float32"))
+    assert q.tolist() == [[[0, 128], [255, 140]]]                  # ±20 px → 0..255
+
+
+@pytest.fixture(scope="module")
+def flow_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("flow")
+    lst = d / "videos.list"
+    lst.write_text("{} 1\n".format(clip("paddlevideo_example.avi")))
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "data", "dataset", "extract_frames.py"), str(lst),
+                        "--out", str(d / "flow"), "--flow", "farneback", "--workers", "1"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return d / "flow"
+
+
+def test_extracted_flow_reads_back_like_flow_computed_now(flow_dir):
+    from paddlevideo.data.flow import flow_from_video, read_flow_dir
+    assert (flow_dir / "flow.list").read_text() == "paddlevideo_example 130 1\n"      # 131 frames → 130 fields
+    idx = [0, 64, 129]
+    stored = read_flow_dir(str(flow_dir / "paddlevideo_example"), lambda n: idx).astype(float)
+    now = flow_from_video(clip("paddlevideo_example.avi"), lambda n: idx, "farneback").astype(float)
+    assert stored.shape == now.shape == (3, 240, 320, 2)
+    assert np.abs(stored - now).mean() < 1.5                                            # JPEG tolerance
+
+
+def test_reduced_flow_and_two_stream_i3d_train_join_and_predict(tmp_path, flow_dir):
+    small = ["-o", "MODEL.num_classes=2", "-o", "MODEL.seg_num=8", "-o", "MODEL.pool_size=[1,2,2]",
+             "-o", "MODEL.label_list=null", "-o", "TRAIN.short_size=72", "-o", "TRAIN.target_size=64",
+             "-o", "INFER.short_size=72", "-o", "INFER.target_size=64", "--fix_random_seed", "True"]
+    flow_cfg = os.path.join(ROOT, "configs", "i3d_flow.yaml")
+    lst = tmp_path / "flow.list"
+    lst.write_text("{} 1\n{} 0\n".format(flow_dir / "paddlevideo_example", flow_dir / "paddlevideo_example"))
+    run_cli("train.py", "--model_name", "I3D", "--config", flow_cfg, *small, "-o", "TRAIN.filelist={}".format(lst),
+            "--save_dir", tmp_path / "flow_ck", "--valid_interval", "0", "--epoch", "1", "--batch_size", "2",
+            "--pretrain", "none")
+    rgb_lst = tmp_path / "rgb.list"
+    rgb_lst.write_text("{} 1\n{} 0\n".format(clip("paddlevideo_example.avi"), clip("arm_wrestling.mp4")))
+    run_cli("train.py", "--model_name", "I3D", "--config", I3D_RGB, *small, "-o", "TRAIN.filelist={}".format(rgb_lst),
+            "--save_dir", tmp_path / "rgb_ck", "--valid_interval", "0", "--epoch", "1", "--batch_size", "2",
+            "--pretrain", "none")
+    both = tmp_path / "both.pdparams"
+    run_cli("scripts/convert_i3d.py", "--two_stream", tmp_path / "rgb_ck" / "I3D_final.pdparams",
+            tmp_path / "flow_ck" / "I3D_final.pdparams", "--out", both)
+    two_cfg = os.path.join(ROOT, "configs", "i3d_two_stream.yaml")
+    over = ["MODEL.num_classes=2", "MODEL.seg_num=8", "MODEL.pool_size=[1,2,2]", "MODEL.flow_root={}".format(flow_dir)]
+    two = build_model(load_config(two_cfg, over))
+    load_weights(two, str(both))
+    rgb = build_model(load_config(I3D_RGB, over[:3]))
+    load_weights(rgb, str(tmp_path / "rgb_ck" / "I3D_final.pdparams"))
+    flow = build_model(load_config(flow_cfg, over[:3]))
+    load_weights(flow, str(tmp_path / "flow_ck" / "I3D_final.pdparams"))
+    for m in (two, rgb, flow):
+        m.eval()
+    x = paddle.rand([1, 8, 5, 64, 64]) * 2 - 1
+    with paddle.no_grad():                                   # fusion: logits summed (softmax afterwards)
+        np.testing.assert_allclose(two(x).numpy(), (rgb(x[:, :, :3]) + flow(x[:, :, 3:])).numpy(), rtol=1e-5, atol=1e-5)
+    p = run_cli("predict.py", "--model_name", "I3D", "--config", two_cfg, *small[:-2],
+                "-o", "MODEL.flow_root={}".format(flow_dir), "--weights", both,
+                "--video_path", clip("paddlevideo_example.avi"), "--backend", "dygraph")
+    assert p.stdout.count("class: ") == 2
+    p = run_cli("predict.py", "--model_name", "I3D", "--config", two_cfg, *small[:-2], "-o", "MODEL.flow_method=farneback",
+                "--weights", both, "--video_path", clip("arm_wrestling.mp4"), "--backend", "dygraph")   # flow computed now
     assert p.stdout.count("class: ") == 2

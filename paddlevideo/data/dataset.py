@@ -17,6 +17,7 @@ import numpy as np
 import paddle
 
 from ..errors import UserError
+from .flow import flow_from_video, read_flow_dir, read_rgb_flow
 from .sampling import dense_indices, segment_indices
 from .transforms import transform_clip
 from .video import VideoError, call_with_timeout, read_frame_dir, read_frames, read_pkl
@@ -138,6 +139,11 @@ class VideoDataset(paddle.io.Dataset):
             label = pkl_label if label < 0 else label
         elif cfg.format == "frames":
             frames = read_frame_dir(path, choose)
+        elif cfg.format == "flow":          # a flow folder, or a video whose flow is computed now (slow)
+            frames = (read_flow_dir(path, choose) if os.path.isdir(path)
+                      else flow_from_video(path, choose, cfg.flow_method, progress=cfg.mode == "infer"))
+        elif cfg.format == "rgb_flow":      # two-stream: RGB + flow of the same frames, 5 channels
+            frames = read_rgb_flow(path, choose, cfg.flow_root, cfg.flow_method, progress=cfg.mode == "infer")
         else:
             frames = call_with_timeout(lambda: read_frames(path, choose), cfg.decode_timeout)
         try:

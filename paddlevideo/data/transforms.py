@@ -73,13 +73,13 @@ def center_crop(frames, size):
 
 
 def normalize_pack(frames, seg_num, seglen, mean, std):
-    """``[seg_num*seglen, H, W, 3]`` uint8 → ``[seg_num, 3*seglen, H, W]`` float32, normalised."""
-    k, h, w, _ = frames.shape
+    """``[seg_num*seglen, H, W, C]`` uint8 (C = 3 RGB, 2 flow) → ``[seg_num, C*seglen, H, W]`` float32, normalised."""
+    k, h, w, c = frames.shape
     x = frames.astype(np.float32) * (1.0 / 255.0)
     x -= np.asarray(mean, np.float32)
     x /= np.asarray(std, np.float32)
-    x = x.reshape(seg_num, seglen, h, w, 3).transpose(0, 1, 4, 2, 3)
-    return np.ascontiguousarray(x.reshape(seg_num, seglen * 3, h, w))
+    x = x.reshape(seg_num, seglen, h, w, c).transpose(0, 1, 4, 2, 3)
+    return np.ascontiguousarray(x.reshape(seg_num, seglen * c, h, w))
 
 
 def transform_clip(frames, cfg, train, rng=None):
@@ -97,6 +97,10 @@ def transform_clip(frames, cfg, train, rng=None):
         frames = random_crop(frames, cfg.target_size, rng)
         if cfg.flip and rng.random() < 0.5:
             frames = frames[:, :, ::-1]
+            if cfg.format in ("flow", "rgb_flow"):     # a mirrored flow field points the other way in x
+                x = 0 if cfg.format == "flow" else 3
+                frames = frames.copy()
+                frames[..., x] = 255 - frames[..., x]
     else:
         frames = center_crop(frames, cfg.target_size)
     return normalize_pack(frames, cfg.seg_num, cfg.seglen, cfg.image_mean, cfg.image_std)

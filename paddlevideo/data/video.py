@@ -116,24 +116,32 @@ def read_frames(path, choose_indices):
 FRAME_PATTERN = "img_{:05d}.jpg"
 
 
-def read_frame_dir(path, choose_indices):
-    """A folder of extracted frames ``img_00001.jpg, img_00002.jpg, ...`` (data/dataset/extract_frames.py,
-    the layout of PaddleVideo's and mmaction2's frame datasets).  Returns ``[K, H, W, 3]`` uint8 RGB."""
+def read_image_folder(path, prefix, choose_indices, load, what):
+    """Items ``choose_indices(n)`` of a folder of numbered files ``<prefix>00001.jpg ...``, each
+    read once by ``load(i)`` (0-based; None when unreadable): ``[K, ...]``."""
     if not os.path.isdir(path):
-        raise VideoError("not a frame folder")
-    n = sum(1 for name in os.listdir(path) if name.startswith("img_") and name.endswith(".jpg"))
+        raise VideoError("not a {} folder".format(what))
+    n = sum(1 for name in os.listdir(path) if name.startswith(prefix) and name.endswith(".jpg"))
     if n < 1:
-        raise VideoError("no img_NNNNN.jpg frames in the folder")
+        raise VideoError("no {}NNNNN.jpg files in the folder".format(prefix))
     out, cache = [], {}
     for i in choose_indices(n):
         i = int(i)
         if i not in cache:
-            img = cv2.imread(os.path.join(path, FRAME_PATTERN.format(i + 1)), cv2.IMREAD_COLOR)
-            if img is None:
-                raise VideoError("frame {} is missing or not a decodable image".format(FRAME_PATTERN.format(i + 1)))
-            cache[i] = _to_rgb(img)
+            cache[i] = load(i)
+            if cache[i] is None:
+                raise VideoError("{} {} is missing or not a decodable image".format(what, i + 1))
         out.append(cache[i])
     return np.stack(out)
+
+
+def read_frame_dir(path, choose_indices):
+    """A folder of extracted frames ``img_00001.jpg, img_00002.jpg, ...`` (data/dataset/extract_frames.py,
+    the layout of PaddleVideo's and mmaction2's frame datasets).  Returns ``[K, H, W, 3]`` uint8 RGB."""
+    def load(i):
+        img = cv2.imread(os.path.join(path, FRAME_PATTERN.format(i + 1)), cv2.IMREAD_COLOR)
+        return None if img is None else _to_rgb(img)
+    return read_image_folder(path, "img_", choose_indices, load, "frame")
 
 
 def read_pkl(path, choose_indices):

@@ -72,7 +72,9 @@ class Unit3D(nn.Layer):
         self.kernel, self.stride = tuple(kernel), tuple(stride)
         self.conv = nn.Conv3D(cin, cout, kernel, stride=stride, bias_attr=False,
                               weight_attr=nn.initializer.KaimingNormal())
-        self.bn = nn.BatchNorm3D(cout, epsilon=1e-3, weight_attr=False)
+        # no scale in DeepMind's BN: a fixed, non-trainable 1 (a missing scale crashes oneDNN's BN kernel)
+        self.bn = nn.BatchNorm3D(cout, epsilon=1e-3, weight_attr=paddle.ParamAttr(
+            initializer=nn.initializer.Constant(1.0), trainable=False))
 
     def forward(self, x):
         return F.relu(self.bn(self.conv(pad_same(x, self.kernel, self.stride))))
@@ -154,7 +156,7 @@ class I3D(nn.Layer):
 
 def tf_variable_names(model, scope="RGB"):
     """``{our parameter name: DeepMind variable name}`` for every tensor of ``model``'s state dict
-    (BN scale excluded: the checkpoints have none).  Mixed_5b's Branch_2 3×3 is ``Conv3d_0a_3x3``."""
+    (the fixed BN scales excluded: the checkpoints have none).  Mixed_5b's Branch_2 3×3 is ``Conv3d_0a_3x3``."""
     out = {}
     prefix = "{}/inception_i3d/".format(scope) if scope else "inception_i3d/"
     bn = {"bias": "beta", "_mean": "moving_mean", "_variance": "moving_variance"}
@@ -202,3 +204,17 @@ def inflate_2d(state2d, model):
             v = np.repeat(v2[:, :, None], kt, axis=2) / kt
         out[k] = v.astype(np.float32)
     return out
+
+
+class I3DTwoStream(nn.Layer):
+    """RGB and flow I3D on ``[N, T, 5, H, W]`` (R, G, B, flow x, flow y of the same frames); the two
+    streams' logits are summed (DeepMind's evaluate_sample.py), so softmax of the output is the
+    two-stream prediction.  Parameters: ``rgb.*`` and ``flow.*`` (each an :class:`I3D`)."""
+
+    def __init__(self, num_classes=400, dropout_ratio=0.5, pool_size=(2, 7, 7)):
+        super().__init__()
+        self.rgb = I3D(num_classes, 3, dropout_ratio, pool_size)
+        self.flow = I3D(num_classes, 2, dropout_ratio, pool_size)
+
+    def forward(self, x):
+        return self.rgb(x[:, :, :3]) + self.flow(x[:, :, 3:])
