@@ -130,8 +130,9 @@ def _export_key(cfg, mode_cfg, weights):
 
 
 def input_shape(m):
-    """``[seg_num, 3*seglen, H, W]`` of one clip in a mode's settings."""
-    return [m.seg_num, 3 * m.seglen, m.target_size, m.target_size]
+    """``[seg_num, C*seglen, H, W]`` of one clip in a mode's settings (C: 3 RGB, 2 flow, 5 RGB + flow)."""
+    channels = {"flow": 2, "rgb_flow": 5}.get(m.format, 3)
+    return [m.seg_num, channels * m.seglen, m.target_size, m.target_size]
 
 
 def make_runner(cfg, mode, weights, backend="auto", cpu_threads=None, cache_dir=None, exported=None):
