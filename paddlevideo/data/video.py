@@ -27,6 +27,10 @@ def read_frames_decord(path, choose_indices):
     idx = choose_indices(n)
     uniq, inverse = np.unique(np.asarray(idx, dtype=np.int64), return_inverse=True)
     frames = vr.get_batch(uniq.tolist()).asnumpy()
+    if len(uniq) > 1 and uniq[-1] == n - 1:
+        # decord can return a stale frame for the last one after a seek (an MPEG-4 AVI: get_batch([0, 50, 163])
+        # of 164 frames gave frame 50 for 163); read it alone on a fresh reader, which is exact
+        frames[-1] = decord.VideoReader(path, num_threads=1).get_batch([n - 1]).asnumpy()[0]
     return frames[inverse]
 
 
