@@ -96,10 +96,16 @@ def test_train_eval_predict_report_broken_files(tmp_path, corpus):
     assert res["num_videos"] == 16 and res["num_evaluated"] == 11 and res["num_skipped"] == 5
     assert sorted(res["skipped"]) == sorted(corpus[k] for k in broken.BROKEN)
     assert "5 skipped" in ev.stdout and corpus["truncated"] in ev.stdout
+    preds = json.loads((tmp_path / "TSM_predictions.json").read_text())     # one entry per video
+    assert len(preds) == 16 and sum("error" in p for p in preds) == 5
+    assert all(len(p["top_k"]) == 2 and p["label"] in (0, 1) for p in preds if "error" not in p)   # k clamped
+    assert sum(r["count"] for r in res["per_class"]) == 11 and 0 <= res["mean_class_acc"] <= 1
+    assert (tmp_path / "TSM_confusion.png").stat().st_size > 5000
     pr = run_cli("predict.py", "--config", SMALL, *OPTS, "--filelist", lst, "--output", tmp_path / "p.json",
                  "--weights", tmp_path / "ck" / "TSM_final.pdparams", check=False)
     assert pr.returncode == 1, pr.stderr[-2000:]
-    assert len(json.loads((tmp_path / "p.json").read_text())) == 11
+    pj = json.loads((tmp_path / "p.json").read_text())
+    assert len(pj) == 16 and sorted(p["video"] for p in pj if "error" in p) == sorted(corpus[k] for k in broken.BROKEN)
     assert pr.stdout.count("error: cannot decode") == 5 and "5 of 16 videos failed" in pr.stdout
 
 

@@ -1,4 +1,5 @@
-"""Evaluation: loss, top-1, top-5 over every video of a list (no dropped partial batch)."""
+"""Evaluation: loss, top-1, top-5, per-class and mean class accuracy over every video of a list
+(no dropped partial batch), per-video predictions and a confusion-matrix plot."""
 import json
 import os
 import time
@@ -8,7 +9,7 @@ from tqdm import tqdm
 
 from ..data import VideoDataset, build_loader, parse_list, unpack_batch
 from .backends import make_runner
-from .common import log, log_softmax, resolve_weights, set_device, topk_correct
+from .common import label_names, log, log_softmax, resolve_weights, set_device, topk_correct
 
 
 def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0):
@@ -18,8 +19,9 @@ def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0
     loss_sum = 0.0
     skipped = []
     confusion = None
+    predictions = []                              # per video: index, label, top-k (class, probability)
     for it, batch in enumerate(tqdm(loader, desc=desc, leave=False, mininterval=2)):
-        clips, y, _, failed = unpack_batch(batch)
+        clips, y, idx, failed = unpack_batch(batch)
         skipped += [items[int(i)][0] for i in failed]
         if clips is None:
             continue
@@ -32,6 +34,9 @@ def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0
         correct1 += topk_correct(logits, y, 1)
         correct5 += topk_correct(logits, y, 5)
         n += len(y)
+        top = np.argsort(-logp, axis=1)[:, :min(5, logp.shape[1])]
+        for row, i, label, cls in zip(np.exp(logp), idx, y, top):
+            predictions.append({"index": int(i), "label": int(label), "top_k": [(int(c), float(row[c])) for c in cls]})
         if log_interval and it % log_interval == 0:
             log("[{}] iter {}\tLoss: {:.6f},\ttop1_acc: {:.4f}, \ttop5_acc: {:.4f}".format(
                 mode_tag, it, loss_sum / n, correct1 / n, correct5 / n))
@@ -44,7 +49,24 @@ def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0
         "num_skipped": len(skipped),
         "skipped": skipped,
         "confusion": confusion.tolist() if confusion is not None else None,   # rows: true, cols: predicted
+        "per_class": per_class(confusion),
+        "mean_class_acc": mean_class_acc(confusion),
+        "predictions": predictions,
     }
+
+
+def per_class(confusion):
+    """``[{"index", "count", "top1"}]`` for every class with at least one evaluated video."""
+    if confusion is None:
+        return []
+    cm = np.asarray(confusion)
+    return [{"index": c, "count": int(cm[c].sum()), "top1": float(cm[c, c] / cm[c].sum())}
+            for c in range(len(cm)) if cm[c].sum()]
+
+
+def mean_class_acc(confusion):
+    rows = per_class(confusion)
+    return float(np.mean([r["top1"] for r in rows])) if rows else None
 
 
 def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines=False, cache_dir=None,
@@ -60,7 +82,14 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
     t0 = time.time()
     res = run_eval(runner, loader, items, log_interval=log_interval)
     res.update({"model": model_name, "weights": w, "backend": used, "filelist": m.filelist,
-                "seconds": round(time.time() - t0, 2)})
+                "seconds": round(time.time() - t0, 2), "views": {"num_clips": 1, "num_crops": 1}})
+    names = label_names(cfg)
+    for r in res["per_class"]:
+        r["name"] = names[r["index"]]
+    res["predictions"] = [{"video": items[p["index"]][0], "label": p["label"], "label_name": names[p["label"]],
+                           "top_k": [{"label": names[c], "score": sc} for c, sc in p["top_k"]]}
+                          for p in res["predictions"]] + [{"video": v, "error": "cannot decode this video"}
+                                                          for v in res["skipped"]]
     return res
 
 
@@ -76,9 +105,40 @@ def evaluate(cfg, model_name, weights=None, save_dir="./output", log_interval=10
         log("[TEST] Finish\tno video could be decoded ({} skipped)".format(res["num_skipped"]))
     for path in res["skipped"]:
         log("[TEST] skipped (cannot decode): {}".format(path))
+    if res["mean_class_acc"] is not None:
+        log("[TEST] mean class accuracy: {:.4f} over {} classes".format(res["mean_class_acc"], len(res["per_class"])))
     os.makedirs(save_dir, exist_ok=True)
+    preds = os.path.join(save_dir, "{}_predictions.json".format(model_name))
+    with open(preds, "w") as f:
+        json.dump(res["predictions"], f, indent=1)
     out = os.path.join(save_dir, "{}_eval.json".format(model_name))
     with open(out, "w") as f:
-        json.dump(res, f, indent=1)
-    log("[TEST] summary written to {}".format(out))
+        json.dump({k: v for k, v in res.items() if k != "predictions"}, f, indent=1)
+    written = [out, preds]
+    if res["confusion"] is not None:
+        written.append(plot_confusion(res["confusion"], label_names(cfg),
+                                      os.path.join(save_dir, "{}_confusion.png".format(model_name)), model_name))
+    log("[TEST] written: {}".format(", ".join(written)))
     return res
+
+
+def plot_confusion(confusion, names, path, title):
+    """Row-normalised confusion matrix as a PNG; class names on the axes up to 50 classes, indices beyond."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cm = np.asarray(confusion, float)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    k = len(cm)
+    size = min(max(6.0, 0.3 * k + 3), 30.0)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    if k <= 50:
+        ax.set_xticks(range(k), names, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(k), names, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title="{} confusion (rows normalised)".format(title))
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

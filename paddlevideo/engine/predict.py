@@ -14,8 +14,8 @@ def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk
             cache_dir=None, backend="auto", cpu_threads=None, exported=None):
     """``predict.py``: print one block per video; return ``(results, failed paths)``.
 
-    results: ``[{"video": path, "top_k": [{"label": name, "score": p}, ...]}]`` (also written to
-    ``output`` as JSON when given).
+    results: ``[{"video": path, "top_k": [{"label": name, "score": p}, ...]}]``, and ``{"video": path,
+    "error": reason}`` for a video that could not be decoded (also written to ``output`` as JSON when given).
     """
     m = cfg.mode("infer")
     set_device(m.use_gpu)
@@ -36,6 +36,7 @@ def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk
         clips, _, idx, bad = unpack_batch(batch)
         for i in bad:
             failed.append(items[int(i)][0])
+            results.append({"video": items[int(i)][0], "error": "cannot decode this video"})
             log("[INFER] video: {}\n  error: cannot decode this video (skipped)".format(items[int(i)][0]))
         if clips is None:
             continue

@@ -280,6 +280,7 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
             log("[TRAIN] saved {}.pdparams".format(base))
             if valid_loader is not None and (epoch + 1) % valid_interval == 0:
                 res = run_eval(dygraph_runner(model), valid_loader, valid_items, desc="valid")
+                res.pop("predictions")
                 if res["num_evaluated"]:
                     log("[VALID] Epoch {}\tLoss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f}\t({} videos, {} skipped)"
                         .format(epoch, res["loss"], res["top1_acc"], res["top5_acc"], res["num_evaluated"],
