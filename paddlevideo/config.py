@@ -87,6 +87,11 @@ TRAIN_KEYS = {
 FORMATS = ("mp4", "pkl", "frames", "flow", "rgb_flow")
 
 
+def input_channels(fmt):
+    """Channels per frame of an input format: 2 for flow, 5 for RGB + flow, else 3 (RGB)."""
+    return {"flow": 2, "rgb_flow": 5}.get(fmt, 3)
+
+
 def _schema(section):
     if section == "MODEL":
         return MODEL_KEYS
@@ -289,7 +294,7 @@ def validate(cfg, path):
         if m["format"] not in FORMATS:
             raise UserError("{}: MODEL.format {!r} is not supported; use one of {}".format(
                 path, m["format"], ", ".join(FORMATS)))
-        channels = {"flow": 2, "rgb_flow": 5}.get(m["format"], 3)
+        channels = input_channels(m["format"])
         if len(m["image_mean"]) != channels or len(m["image_std"]) != channels:
             raise UserError("{}: image_mean and image_std need {} values ({})".format(
                 path, channels, {2: "x, y flow", 3: "RGB", 5: "R, G, B, flow x, flow y"}[channels]))

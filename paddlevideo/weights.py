@@ -16,8 +16,8 @@ Legacy TSM used "downgrade_in_infer" dropout (no scaling in training, features �
 inference) where this project uses Paddle's default (scaling in training, identity at
 inference); a file whose classifier has the legacy fluid name (``fc_0.w_0``, see
 :func:`is_legacy_classifier`) therefore has its classifier weight scaled by ``1 - p`` on import
-(for a model with dropout), so that outputs match the reference — in every container.  A name or shape mismatch stops with the first offenders and the
-class count the file implies.
+(for a model with dropout), so that outputs match the reference — in every container.  A name or
+shape mismatch stops with the first offenders and the class count the file implies.
 """
 import os
 import re
@@ -293,7 +293,7 @@ def to_model_names(model, kind, raw):
         return layout, {inv.get(k, k): v for k, v in state.items()}, legacy_fc
     if any(k.startswith(("backbone.conv._conv", "conv._conv", "head.fc")) for k in state):
         prefixed = {k if k.startswith(("backbone.", "head.")) else "backbone." + k: v for k, v in state.items()}
-        inv = {_mapped(new_name, k): k for k in own if _mapped(new_name, k)}
+        inv = {v: k for k, v in ((k, _mapped(new_name, k)) for k in own) if v}
         return "new-dict", {inv.get(k, k): v for k, v in prefixed.items()}, legacy_fc
     return "ours", state, legacy_fc
 

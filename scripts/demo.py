@@ -146,7 +146,6 @@ def plot(out, names):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
     for model in MODELS:
@@ -165,22 +164,12 @@ def plot(out, names):
     paths = [os.path.join(out, "training_curves.png")]
     fig.savefig(paths[0], dpi=100)
     plt.close(fig)
+    from paddlevideo.engine.evaluate import plot_confusion
     for model in MODELS:
         with open(os.path.join(out, model, "result.json")) as f:
-            cm = np.array(json.load(f)["test"]["confusion"], float)
-        norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-        fig, ax = plt.subplots(figsize=(7.5, 6.5))
-        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-        ax.set_yticks(range(len(names)), names)
-        for i in range(len(names)):
-            for j in range(len(names)):
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black")
-        ax.set(xlabel="predicted", ylabel="true", title="{} confusion matrix (test split)".format(model))
-        fig.tight_layout()
-        paths.append(os.path.join(out, "confusion_{}.png".format(model.lower())))
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
+            cm = json.load(f)["test"]["confusion"]
+        paths.append(plot_confusion(cm, names, os.path.join(out, "confusion_{}.png".format(model.lower())),
+                                    "{} (test split)".format(model)))
     return paths
 
 

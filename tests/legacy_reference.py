@@ -2,7 +2,7 @@
 
 It works directly on a dict of legacy fluid parameter names (``conv1_weights``,
 ``bn2a_branch2a_scale``, ``res2a_branch1_weights``, ``fc_0.w_0`` ...), independent of this
-project's models and name maps, and follows the legacy graph (``../shared/REFERENCE.md``):
+project's models and name maps, and follows the legacy graph (legacy PaddleVideo release 1.6):
 
     conv1 7×7/2 → BN → ReLU → max-pool 3×3/2 → 16 bottlenecks (TSM: ``temporal_shift`` of 1/8 of the
     channels at the input of every residual branch; the shortcut takes the unshifted input)

@@ -15,6 +15,7 @@ import numpy as np
 import paddle
 
 from .. import download
+from ..config import input_channels
 from ..errors import UserError
 from ..models import build_model
 from ..models.resnet import set_shift_impl
@@ -131,8 +132,7 @@ def _export_key(cfg, mode_cfg, weights):
 
 def input_shape(m):
     """``[seg_num, C*seglen, H, W]`` of one clip in a mode's settings (C: 3 RGB, 2 flow, 5 RGB + flow)."""
-    channels = {"flow": 2, "rgb_flow": 5}.get(m.format, 3)
-    return [m.seg_num, channels * m.seglen, m.target_size, m.target_size]
+    return [m.seg_num, input_channels(m.format) * m.seglen, m.target_size, m.target_size]
 
 
 def make_runner(cfg, mode, weights, backend="auto", cpu_threads=None, cache_dir=None, exported=None):

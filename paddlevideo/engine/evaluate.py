@@ -40,6 +40,7 @@ def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0
         if log_interval and it % log_interval == 0:
             log("[{}] iter {}\tLoss: {:.6f},\ttop1_acc: {:.4f}, \ttop5_acc: {:.4f}".format(
                 mode_tag, it, loss_sum / n, correct1 / n, correct5 / n))
+    rows = per_class(confusion)
     return {
         "loss": loss_sum / n if n else None,
         "top1_acc": correct1 / n if n else None,
@@ -49,8 +50,8 @@ def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0
         "num_skipped": len(skipped),
         "skipped": skipped,
         "confusion": confusion.tolist() if confusion is not None else None,   # rows: true, cols: predicted
-        "per_class": per_class(confusion),
-        "mean_class_acc": mean_class_acc(confusion),
+        "per_class": rows,
+        "mean_class_acc": float(np.mean([r["top1"] for r in rows])) if rows else None,
         "predictions": predictions,
     }
 
@@ -62,11 +63,6 @@ def per_class(confusion):
     cm = np.asarray(confusion)
     return [{"index": c, "count": int(cm[c].sum()), "top1": float(cm[c, c] / cm[c].sum())}
             for c in range(len(cm)) if cm[c].sum()]
-
-
-def mean_class_acc(confusion):
-    rows = per_class(confusion)
-    return float(np.mean([r["top1"] for r in rows])) if rows else None
 
 
 def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines=False, cache_dir=None,
@@ -123,7 +119,8 @@ def evaluate(cfg, model_name, weights=None, save_dir="./output", log_interval=10
 
 
 def plot_confusion(confusion, names, path, title):
-    """Row-normalised confusion matrix as a PNG; class names on the axes up to 50 classes, indices beyond."""
+    """Row-normalised confusion matrix as a PNG; class names on the axes up to 50 classes (indices
+    beyond), the counts in the cells up to 20 classes."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -136,6 +133,11 @@ def plot_confusion(confusion, names, path, title):
     if k <= 50:
         ax.set_xticks(range(k), names, rotation=60, ha="right", fontsize=8)
         ax.set_yticks(range(k), names, fontsize=8)
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if norm[i, j] > 0.5 else "black")
     ax.set(xlabel="predicted", ylabel="true", title="{} confusion (rows normalised)".format(title))
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()

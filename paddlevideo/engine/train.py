@@ -287,9 +287,10 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
                                 res["num_skipped"]))
                 summary["valid"] = res
             history.append(summary)
+            seconds = max(time.time() - t0, 1e-9)
             jsonl.write({"type": "epoch", "epoch": epoch, "step": step, "loss": summary["loss"],
                          "top1": summary["top1_acc"], "top5": summary["top5_acc"], "lr": lr,
-                         "seconds": round(time.time() - t0, 2), "clips_per_s": round(n / max(time.time() - t0, 1e-9), 2),
+                         "seconds": round(seconds, 2), "clips_per_s": round(n / seconds, 2),
                          "skipped": skipped, "valid_loss": summary.get("valid", {}).get("loss"),
                          "valid_top1": summary.get("valid", {}).get("top1_acc")})
         if start_epoch < m.epoch:

@@ -1,11 +1,11 @@
 """Model registry: a plain dict from ``MODEL.name`` to a constructor taking the MODEL section."""
+from ..config import input_channels
 from ..errors import UserError
-from .resnet import ResNet
 from .i3d import I3D, I3DTwoStream
+from .resnet import ResNet
 from .slowfast import SlowFast
 from .stnet import StNet
 from .tsm import TSM, TSN
-
 
 
 def trunk_options(m):
@@ -20,7 +20,7 @@ MODELS = {
                          m.zero_init_residual, **trunk_options(m)),
     "STNET": lambda m: StNet(m.num_classes, m.num_layers, m.seglen, **trunk_options(m)),
     "I3D": lambda m: (I3DTwoStream(m.num_classes, m.dropout_ratio, m.pool_size or (2, 7, 7)) if m.format == "rgb_flow"
-                      else I3D(m.num_classes, 2 if m.format == "flow" else 3, m.dropout_ratio, m.pool_size or (2, 7, 7))),
+                      else I3D(m.num_classes, input_channels(m.format), m.dropout_ratio, m.pool_size or (2, 7, 7))),
     "SLOWFAST": lambda m: SlowFast(m.num_classes, m.num_layers, m.width, m.alpha, m.beta, m.fusion_kernel,
                                    m.pool_size or None, m.dropout_ratio, m.blocks or None),
 }

@@ -195,7 +195,7 @@ class ResNet(nn.Layer):
         self.stem = stem
         self.conv1 = ConvBN(in_channels, width, 7, stride=2) if stem == "imagenet" else ConvBN(in_channels, width, 3)
         self.stages = []
-        self.stage_channels = []
+        self.stage_channels = stage_channels(depth, width)
         cin = width
         for stage, names in enumerate(block_names(depth, blocks)):
             base = width * 2 ** stage
@@ -207,7 +207,6 @@ class ResNet(nn.Layer):
                 stage_blocks.append(layer)
                 cin = base * block.expansion
             self.stages.append(stage_blocks)
-            self.stage_channels.append(cin)
         self.out_channels = cin
         if zero_init_residual:
             for stage_blocks in self.stages:

@@ -21,7 +21,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .resnet import DEPTHS
+from .resnet import DEPTHS, stage_channels
 
 EPS = 1e-5
 # temporal kernel of the stem and of conv "a" in res2..res5, per pathway (slow, fast)
@@ -142,8 +142,7 @@ class SlowFastBackbone(nn.Layer):
         self.s1_fuse = Fuse(fast_out, alpha, fusion_kernel)
         slow_in = width + 2 * fast_out
         self.stages, self.fuses = [], []
-        for s in range(4):
-            out = width * 4 * 2 ** s
+        for s, out in enumerate(stage_channels(depth, width)):
             inner = width * 2 ** s
             stage = Stage([slow_in, fast_out], [out, out // beta], [inner, inner // beta], TEMPORAL_KERNELS[s + 1],
                           1 if s == 0 else 2, counts[s])
