@@ -11,16 +11,32 @@ def main(argv):
     p.add_argument("--filelist", default=None, help="a list of videos (overrides INFER.filelist)")
     p.add_argument("--infer_topk", type=int, default=None, help="how many classes to show (default MODEL.topk)")
     p.add_argument("--output", default=None, help="write the results as JSON here")
+    p.add_argument("--features", default=None, metavar="DIR",
+                   help="instead of classes, write each video's pooled pre-classifier feature to DIR/<name>.npy "
+                        "plus DIR/features.json (an index)")
+    p.add_argument("--window", type=float, default=None, metavar="SEC",
+                   help="long video: score sliding windows of SEC seconds over --video_path (a timeline)")
+    p.add_argument("--stride", type=float, default=None, metavar="SEC", help="seconds between windows (default: --window)")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="timeline segments join windows whose top-1 probability is at least this (default 0.5)")
+    p.add_argument("--render", default=None, metavar="OUT.mp4", help="timeline: write a copy of the video with the labels")
     add_backend_args(p)
     args = p.parse_args(argv)
     cfg = config_from_args(args, "infer")
     if not args.video_path and not (args.filelist or cfg.INFER.get("filelist")):
         raise UserError("nothing to predict: pass --video_path FILE or --filelist LIST")
+    if args.window is not None or args.render or args.stride is not None:
+        if not args.video_path or args.window is None:
+            raise UserError("a timeline needs --video_path FILE and --window SEC (--stride/--render go with them)")
+        from paddlevideo.engine.timeline import timeline
+        timeline(cfg, args.video_path, args.window, args.stride, args.threshold, args.output, args.render,
+                 args.weights, args.infer_topk, args.cache_dir, args.backend, args.cpu_threads, args.exported)
+        return 0
     from paddlevideo.engine.predict import predict
     _, failed = predict(cfg, video_path=args.video_path, filelist=args.filelist, weights=args.weights,
                         output=args.output, topk=args.infer_topk, skip_bad_lines=args.skip_bad_lines,
                         cache_dir=args.cache_dir, backend=args.backend, cpu_threads=args.cpu_threads,
-                        exported=args.exported)
+                        exported=args.exported, features=args.features)
     return 1 if failed else 0
 
 

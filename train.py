@@ -15,13 +15,15 @@ def main(argv):
                         "a params-only file starts a fine-tune")
     p.add_argument("--valid_interval", type=int, default=1, help="validate every N epochs (0 = never)")
     p.add_argument("--fix_random_seed", type=str2bool, default=False, help="reproducible run (TRAIN.seed)")
+    p.add_argument("--vdl_dir", default=None,
+                   help="also write VisualDL scalars here (needs 'pip install visualdl'; view: visualdl --logdir DIR)")
     args = p.parse_args(argv)
     cfg = config_from_args(args, "train")
     from paddlevideo.engine.train import train
     train(cfg, cfg.MODEL.name, save_dir=args.save_dir or "./checkpoints", pretrain=args.pretrain,
           resume=args.resume, valid_interval=args.valid_interval, log_interval=args.log_interval,
           fix_random_seed=args.fix_random_seed, skip_bad_lines=args.skip_bad_lines,
-          cache_dir=args.cache_dir)
+          cache_dir=args.cache_dir, vdl_dir=args.vdl_dir)
     return 0
 
 

@@ -68,6 +68,9 @@ READER_KEYS = {
     "multi_scale_crop": (bool, True),
     "scale_jitter": ("ints", []),
     "decode_timeout": (float, 60.0),
+    "num_clips": (int, 1),
+    "num_crops": (int, 1),
+    "average": (str, "prob"),
 }
 TRAIN_KEYS = {
     "epoch": (int, 1),
@@ -274,7 +277,7 @@ def _key_lines(text):
 
 
 CHOICES = {"optimizer": ("momentum", "adamw"), "lr_schedule": ("step", "cosine"), "stem": ("imagenet", "small"),
-           "sampling": ("segments", "dense"), "flow_method": ("tvl1", "farneback")}
+           "sampling": ("segments", "dense"), "flow_method": ("tvl1", "farneback"), "average": ("prob", "logit")}
 
 
 def validate(cfg, path):
@@ -302,6 +305,12 @@ def validate(cfg, path):
         if jitter and (len(jitter) != 2 or not m["target_size"] <= jitter[0] <= jitter[1]):
             raise UserError("{}: {}.scale_jitter must be [min, max] short sides with target_size <= min <= max "
                             "(got {})".format(path, mode.upper(), jitter))
+        if m["num_clips"] < 1 or m["num_crops"] not in (1, 3, 10):
+            raise UserError("{}: {}.num_clips must be >= 1 and num_crops 1, 3 or 10 (got {} and {})".format(
+                path, mode.upper(), m["num_clips"], m["num_crops"]))
+        if m["average"] not in CHOICES["average"]:
+            raise UserError("{}: {}.average {!r} is not supported; use one of {}".format(
+                path, mode.upper(), m["average"], ", ".join(CHOICES["average"])))
         if m["frame_interval"] < 1:
             raise UserError("{}: {}.frame_interval must be >= 1 (got {})".format(path, mode.upper(), m["frame_interval"]))
         if m["target_size"] > m["short_size"]:

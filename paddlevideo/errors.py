@@ -16,6 +16,9 @@ def run_cli(main, argv=None):
     """Run ``main(argv)``; turn a :class:`UserError` (or Ctrl-C) into a one-line message."""
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    if not debug:            # decoders' own messages stay hidden; --debug shows everything
+        from . import quiet
+        quiet.enable()
     try:
         code = main(argv)
     except UserError as e:

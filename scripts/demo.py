@@ -136,35 +136,13 @@ def pair_accuracy(confusion, pairs):
     return out
 
 
-def read_jsonl(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def plot(out, names):
     """training_curves.png (loss per step, validation top-1 per epoch) and one confusion matrix per model."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
-    for model in MODELS:
-        log = read_jsonl(os.path.join(out, model, model + "_log.jsonl"))
-        it = [r for r in log if r["type"] == "iter"]
-        ep = [r for r in log if r["type"] == "epoch" and r.get("valid_top1") is not None]
-        ax[0].plot([r["step"] for r in it], [r["loss"] for r in it], label=model)
-        ax[1].plot([r["step"] for r in ep], [r["valid_top1"] for r in ep], marker="o", label=model)
-    ax[0].set(title="training loss (mean over 10 steps)", xlabel="step", ylabel="cross-entropy")
-    ax[1].axhline(1.0 / len(names), color="grey", ls=":", label="chance")
-    ax[1].set(title="validation top-1 (after each epoch)", xlabel="step", ylabel="accuracy", ylim=(0, 1.02))
-    for a in ax:
-        a.legend()
-        a.grid(alpha=0.3)
-    fig.tight_layout()
-    paths = [os.path.join(out, "training_curves.png")]
-    fig.savefig(paths[0], dpi=100)
-    plt.close(fig)
+    from paddlevideo.engine.curves import plot_curves, read_jsonl
     from paddlevideo.engine.evaluate import plot_confusion
+    runs = {model: read_jsonl(os.path.join(out, model, model + "_log.jsonl")) for model in MODELS}
+    paths = [plot_curves(runs, os.path.join(out, "training_curves.png"), "TSM vs TSN, same settings",
+                         chance=1.0 / len(names))]
     for model in MODELS:
         with open(os.path.join(out, model, "result.json")) as f:
             cm = json.load(f)["test"]["confusion"]

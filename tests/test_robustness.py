@@ -107,6 +107,13 @@ def test_train_eval_predict_report_broken_files(tmp_path, corpus):
     pj = json.loads((tmp_path / "p.json").read_text())
     assert len(pj) == 16 and sorted(p["video"] for p in pj if "error" in p) == sorted(corpus[k] for k in broken.BROKEN)
     assert pr.stdout.count("error: cannot decode") == 5 and "5 of 16 videos failed" in pr.stdout
+    # quiet decoding: the decoders' own messages stay hidden, our one line per bad video stays; --debug shows all
+    for p in (out, ev, pr):
+        assert not re.search(r"video_reader\.cc|moov atom|@ 0x[0-9a-f]+\]", p.stderr), p.stderr[-2000:]
+    assert all(corpus[k] in out.stderr and corpus[k] in pr.stderr for k in broken.BROKEN)
+    dbg = run_cli("predict.py", "--config", SMALL, *OPTS, "--video_path", corpus["truncated"], "--debug",
+                  "--weights", tmp_path / "ck" / "TSM_final.pdparams", "--backend", "dygraph", check=False)
+    assert dbg.returncode == 1 and re.search(r"video_reader\.cc|moov atom", dbg.stderr), dbg.stderr[-2000:]
 
 
 def test_list_problems_stop_before_training(tmp_path):

@@ -9,19 +9,20 @@ import numpy as np
 from tqdm import tqdm
 
 from .transforms import scale_short_side
-from .video import VideoError, read_frames
+from .video import VideoError, native_stderr_hidden, read_frames
 
 
 def video_fps(path):
     """Frames per second from the container (decord, else OpenCV); None when unknown."""
-    try:
-        import decord
-        return float(decord.VideoReader(path, num_threads=1).get_avg_fps())
-    except Exception:
-        cap = cv2.VideoCapture(path)
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        cap.release()
-        return float(fps) if fps and fps > 0 else None
+    with native_stderr_hidden():
+        try:
+            import decord
+            return float(decord.VideoReader(path, num_threads=1).get_avg_fps())
+        except Exception:
+            cap = cv2.VideoCapture(path)
+            fps = cap.get(cv2.CAP_PROP_FPS)
+            cap.release()
+            return float(fps) if fps and fps > 0 else None
 
 
 def decode_video(path, fps=None, short_side=None):

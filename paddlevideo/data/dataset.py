@@ -5,7 +5,9 @@ whitespace-separated token, so paths may contain spaces; relative paths are take
 the list file (falling back to the working directory, as the legacy lists were).  In INFER mode
 the label may be left out.  ``format: pkl``: one pickle path per line (label inside the pickle).
 
-Each sample is ``(clip [seg_num, 3*seglen, H, W] float32, label int64, index int64)``.  A video
+Each sample is ``(clip [seg_num, 3*seglen, H, W] float32, label int64, index int64)``; with test-time
+views (``num_clips`` × ``num_crops`` > 1, test/infer only) the clip is ``[V, seg_num, 3*seglen, H, W]``,
+clip-major (all crops of clip 0, then clip 1, ...).  A video
 that cannot be decoded is not replaced by another: it is reported in the batch's ``failed``
 indices and the consumer counts it.
 """
@@ -18,8 +20,8 @@ import paddle
 
 from ..errors import UserError
 from .flow import flow_from_video, read_flow_dir, read_rgb_flow
-from .sampling import dense_indices, segment_indices
-from .transforms import transform_clip
+from .sampling import dense_indices, multiview_indices, segment_indices
+from .transforms import test_views, transform_clip
 from .video import VideoError, call_with_timeout, read_frame_dir, read_frames, read_pkl
 
 
@@ -128,8 +130,12 @@ class VideoDataset(paddle.io.Dataset):
         path, label = self.items[i]
         cfg = self.cfg
         rng = np.random.default_rng([self.seed, epoch, i])
+        views = not self.train and cfg.num_clips * cfg.num_crops > 1
 
         def choose(n):
+            if views:      # all clips' frames in one decode, split below
+                return [j for clip in multiview_indices(n, cfg.num_clips, cfg.sampling, cfg.seg_num, cfg.seglen,
+                                                        cfg.frame_interval) for j in clip]
             if cfg.sampling == "dense":
                 return dense_indices(n, cfg.seg_num * cfg.seglen, cfg.frame_interval, self.train, rng)
             return segment_indices(n, cfg.seg_num, cfg.seglen, self.train, rng)
@@ -147,6 +153,10 @@ class VideoDataset(paddle.io.Dataset):
         else:
             frames = call_with_timeout(lambda: read_frames(path, choose), cfg.decode_timeout)
         try:
+            if views:
+                per_clip = cfg.seg_num * cfg.seglen
+                return np.concatenate([test_views(frames[k * per_clip:(k + 1) * per_clip], cfg)
+                                       for k in range(cfg.num_clips)]), label
             return transform_clip(frames, cfg, self.train, rng), label
         except (cv2.error, ValueError) as e:  # e.g. degenerate frame sizes
             raise VideoError("frames cannot be transformed ({})".format(str(e).strip().splitlines()[-1]))

@@ -45,3 +45,36 @@ def dense_indices(num_frames, clip_len, interval, train, rng=None):
     room = max(num_frames - span, 0)
     start = int(rng.integers(0, room + 1)) if train else room // 2
     return [(start + i * interval) % num_frames for i in range(clip_len)]
+
+
+def clip_windows(num_frames, num_clips):
+    """``num_clips`` temporal windows ``(start, length)`` spread uniformly over the video: window k
+    covers frames ``[k*n // num_clips, (k+1)*n // num_clips)`` (at least one frame each; with
+    ``num_clips = 1`` the whole video)."""
+    out = []
+    for k in range(num_clips):
+        lo = k * num_frames // num_clips
+        hi = (k + 1) * num_frames // num_clips
+        lo = min(lo, num_frames - 1)
+        out.append((lo, max(hi - lo, 1)))
+    return out
+
+
+def multiview_indices(num_frames, num_clips, sampling, seg_num, seglen, interval=1):
+    """Test-time indices of ``num_clips`` clips: ``[num_clips][seg_num * seglen]``.
+
+    Each clip is sampled inside its window (:func:`clip_windows`) with the model's own test rule:
+    ``segments`` → :func:`segment_indices` over the window; ``dense`` → a clip of ``seg_num*seglen``
+    frames ``interval`` apart centred on the window's centre, kept inside the video.  With one clip
+    both equal the single-view test indices."""
+    out = []
+    for lo, length in clip_windows(num_frames, num_clips):
+        if sampling == "dense":
+            clip_len = seg_num * seglen
+            span = (clip_len - 1) * interval + 1
+            start = lo + (length - span) // 2
+            start = max(0, min(start, num_frames - span))
+            out.append([(start + i * interval) % num_frames for i in range(clip_len)])
+        else:
+            out.append([lo + i for i in segment_indices(length, seg_num, seglen, train=False)])
+    return out

@@ -82,6 +82,48 @@ def normalize_pack(frames, seg_num, seglen, mean, std):
     return np.ascontiguousarray(x.reshape(seg_num, seglen * c, h, w))
 
 
+def crop_boxes(h, w, size, num_crops):
+    """Test-time crops ``[(x, y, flip)]`` of ``size``² in an ``h``×``w`` frame.
+
+    1: the centre; 3: left/centre/right along a landscape frame's long side (top/centre/bottom for a
+    portrait one), centred on the short side — PaddleVideo's and mmaction2's ThreeCrop; 10: the four
+    corners and the centre, then the same five flipped horizontally — mmaction2's TenCrop."""
+    cx, cy = int(round((w - size) / 2.0)), int(round((h - size) / 2.0))
+    if num_crops == 1:
+        return [(cx, cy, False)]
+    if num_crops == 3:
+        if w >= h:
+            return [(0, cy, False), (cx, cy, False), (w - size, cy, False)]
+        return [(cx, 0, False), (cx, cy, False), (cx, h - size, False)]
+    if num_crops == 10:
+        five = [(0, 0), (w - size, 0), (0, h - size), (w - size, h - size), (cx, cy)]
+        return [(x, y, False) for x, y in five] + [(x, y, True) for x, y in five]
+    raise ValueError("num_crops must be 1, 3 or 10 (got {})".format(num_crops))
+
+
+def hflip(frames, fmt):
+    """Mirror a clip left-right; a mirrored flow field points the other way in x."""
+    frames = frames[:, :, ::-1]
+    if fmt in ("flow", "rgb_flow"):
+        x = 0 if fmt == "flow" else 3
+        frames = frames.copy()
+        frames[..., x] = 255 - frames[..., x]
+    return frames
+
+
+def test_views(frames, cfg):
+    """Every crop of ``TEST.num_crops`` of one clip: ``[num_crops, seg_num, C*seglen, H, W]`` float32."""
+    frames = scale_short_side(frames, cfg.short_size)
+    h, w = frames.shape[1:3]
+    out = []
+    for x, y, flip in crop_boxes(h, w, cfg.target_size, cfg.num_crops):
+        view = crop(frames, x, y, cfg.target_size, cfg.target_size)
+        if flip:
+            view = hflip(view, cfg.format)
+        out.append(normalize_pack(view, cfg.seg_num, cfg.seglen, cfg.image_mean, cfg.image_std))
+    return np.stack(out)
+
+
 def transform_clip(frames, cfg, train, rng=None):
     """Apply the mode's transforms and pack.  ``cfg`` is ``Config.mode(...)``.
 
@@ -96,11 +138,7 @@ def transform_clip(frames, cfg, train, rng=None):
             frames = resize_frames(frames, cfg.short_size, cfg.short_size)
         frames = random_crop(frames, cfg.target_size, rng)
         if cfg.flip and rng.random() < 0.5:
-            frames = frames[:, :, ::-1]
-            if cfg.format in ("flow", "rgb_flow"):     # a mirrored flow field points the other way in x
-                x = 0 if cfg.format == "flow" else 3
-                frames = frames.copy()
-                frames[..., x] = 255 - frames[..., x]
+            frames = hflip(frames, cfg.format)
     else:
         frames = center_crop(frames, cfg.target_size)
     return normalize_pack(frames, cfg.seg_num, cfg.seglen, cfg.image_mean, cfg.image_std)

@@ -10,6 +10,8 @@ import threading
 import cv2
 import numpy as np
 
+from .. import quiet
+
 cv2.setNumThreads(1)
 
 
@@ -17,9 +19,20 @@ class VideoError(Exception):
     """A video that cannot be opened or decoded."""
 
 
+_DECORD_QUIET = []
+
+
+def native_stderr_hidden():
+    """C-level decoder messages hidden in quiet mode (see :mod:`paddlevideo.quiet`)."""
+    return quiet.hidden((2,))
+
+
 def read_frames_decord(path, choose_indices):
     """Decode with decord.  ``choose_indices(num_frames) -> list of int`` picks the frames."""
     import decord
+    if quiet.enabled() and not _DECORD_QUIET:
+        decord.logging.set_level(decord.logging.QUIET)
+        _DECORD_QUIET.append(True)
     vr = decord.VideoReader(path, num_threads=1)
     n = len(vr)
     if n < 1:
@@ -107,7 +120,8 @@ def read_frames(path, choose_indices):
     errors = []
     for reader in (read_frames_decord, read_frames_opencv):
         try:
-            frames = reader(path, choose_indices)
+            with native_stderr_hidden():
+                frames = reader(path, choose_indices)
             if frames.ndim != 4 or frames.shape[-1] != 3:
                 raise VideoError("unexpected frame shape {}".format(frames.shape))
             return frames

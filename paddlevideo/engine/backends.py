@@ -3,7 +3,8 @@ Paddle Inference (oneDNN on CPU), or the same model converted to ONNX (paddle2on
 onnxruntime — the fastest path measured on CPU here, used by default (``auto``), falling back to
 Paddle Inference if the conversion fails.
 
-A runner is a callable ``clips [N, T, 3*seglen, H, W] -> logits [N, num_classes]`` (numpy).
+A runner is a callable ``clips [N, T, 3*seglen, H, W] -> logits [N, num_classes]`` (numpy), or with
+``output="features"`` ``-> [N, D]``, the model's pooled pre-classifier feature (``forward_features``).
 """
 import hashlib
 import json
@@ -14,7 +15,7 @@ import time
 import numpy as np
 import paddle
 
-from .. import download
+from .. import download, quiet
 from ..config import input_channels
 from ..errors import UserError
 from ..models import build_model
@@ -25,6 +26,17 @@ BACKENDS = ("auto", "dygraph", "paddle-inference", "onnxruntime")
 # temporal-shift formulation per backend (measured, TSM-R50 8x224 on 2 cores): Paddle Inference is
 # fastest with slice+concat, onnxruntime with a channel gather (see models/resnet.temporal_shift)
 SHIFT_IMPL = {"paddle-inference": "slice", "onnxruntime": "gather"}
+
+
+class Features(paddle.nn.Layer):
+    """A model whose output is its ``forward_features`` ``[N, D]`` (for export like any model)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.forward_features(x)
 
 
 def dygraph_runner(model):
@@ -47,7 +59,8 @@ def export_model(model, prefix, input_shape, shift_impl="slice"):
     set_shift_impl(model, shift_impl)
     spec = paddle.static.InputSpec([None] + list(input_shape), "float32", "x")
     try:
-        paddle.jit.save(model, prefix, input_spec=[spec])
+        with quiet.hidden((1, 2)):
+            paddle.jit.save(model, prefix, input_spec=[spec])
     finally:
         set_shift_impl(model, "op")
     return prefix
@@ -95,8 +108,12 @@ def to_onnx(prefix):
         except ImportError:
             raise UserError("--backend onnxruntime needs paddle2onnx and onnxruntime: pip install -r requirements.txt")
         tmp = out + ".tmp{}".format(os.getpid())
-        paddle2onnx.export(model_file(prefix), prefix + ".pdiparams", tmp, opset_version=13,
-                           enable_onnx_checker=True, optimize_tool="None")   # 'None': no pip installs at run time
+        if quiet.enabled():
+            from paddle2onnx.utils import logging as p2o_log
+            p2o_log.log_level = 0            # its Python log lines (errors stay)
+        with quiet.hidden((1, 2)):
+            paddle2onnx.export(model_file(prefix), prefix + ".pdiparams", tmp, opset_version=13,
+                               enable_onnx_checker=True, optimize_tool="None")   # 'None': no pip installs at run time
         os.replace(tmp, out)
     return out
 
@@ -135,14 +152,24 @@ def input_shape(m):
     return [m.seg_num, input_channels(m.format) * m.seglen, m.target_size, m.target_size]
 
 
-def make_runner(cfg, mode, weights, backend="auto", cpu_threads=None, cache_dir=None, exported=None):
+def _build(cfg, weights, output):
+    model = build_model(cfg)
+    load_weights(model, weights)
+    return Features(model) if output == "features" else model
+
+
+def make_runner(cfg, mode, weights, backend="auto", cpu_threads=None, cache_dir=None, exported=None, output="logits"):
     """A runner for ``mode`` (test/infer).
 
     ``auto``: onnxruntime on CPU (Paddle Inference if the ONNX conversion fails), the dynamic graph
     on GPU.  ``paddle-inference``/``onnxruntime`` export the model on the fly (cached by the weights'
     hash, the MODEL section and the input shape under ``<weights cache>/exported``) unless
-    ``exported`` (a prefix written by ``run.sh export``) is given.  Returns ``(runner, backend used)``.
+    ``exported`` (a prefix written by ``run.sh export``) is given.  ``output="features"``: the runner
+    returns pooled features instead of logits (an ``exported`` model is ignored then: its output is
+    the logits).  Returns ``(runner, backend used)``.
     """
+    if output == "features":
+        exported = None
     m = cfg.mode(mode)
     if backend not in BACKENDS:
         raise UserError("--backend {!r}: use one of {}".format(backend, ", ".join(BACKENDS)))
@@ -151,7 +178,7 @@ def make_runner(cfg, mode, weights, backend="auto", cpu_threads=None, cache_dir=
             backend = "dygraph" if not exported else "paddle-inference"
         else:
             try:
-                return make_runner(cfg, mode, weights, "onnxruntime", cpu_threads, cache_dir, exported)
+                return make_runner(cfg, mode, weights, "onnxruntime", cpu_threads, cache_dir, exported, output)
             except UserError:
                 raise
             except Exception as e:  # a conversion the toolchain does not support: take the other fast path
@@ -159,20 +186,18 @@ def make_runner(cfg, mode, weights, backend="auto", cpu_threads=None, cache_dir=
                     str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__), file=sys.stderr)
                 backend = "paddle-inference"
     if backend == "dygraph" and not exported:
-        model = build_model(cfg)
-        load_weights(model, weights)
-        return dygraph_runner(model), "dygraph"
+        return dygraph_runner(_build(cfg, weights, output)), "dygraph"
     if backend == "dygraph":
         backend = "paddle-inference"
     prefix = exported
     if prefix is None:
-        key = "{}-{}".format(_export_key(cfg, m, weights), SHIFT_IMPL[backend])
+        key = "{}-{}{}".format(_export_key(cfg, m, weights), SHIFT_IMPL[backend],
+                               "-features" if output == "features" else "")
         d = os.path.join(download.cache_dir(cache_dir), "exported", key)
         prefix = os.path.join(d, "model")
         if not os.path.exists(prefix + ".pdiparams"):
             t0 = time.time()
-            model = build_model(cfg)
-            load_weights(model, weights)
+            model = _build(cfg, weights, output)
             tmp = d + ".tmp{}".format(os.getpid())
             export_model(model, os.path.join(tmp, "model"), input_shape(m), SHIFT_IMPL[backend])
             os.makedirs(os.path.dirname(d), exist_ok=True)

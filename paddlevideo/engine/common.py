@@ -72,3 +72,35 @@ def log_softmax(logits):
 
 def softmax(logits):
     return np.exp(log_softmax(logits))
+
+
+def view_scorer(runner, batch_size, average="prob"):
+    """``clips -> log-probabilities [B, num_classes]`` for a batch of videos.
+
+    ``clips`` is ``[B, T, C, H, W]`` (one view per video) or ``[B, V, T, C, H, W]`` (V test views per
+    video); the ``B*V`` views go through ``runner`` in chunks of ``batch_size`` (memory stays bounded
+    for 10 clips × 3 crops) and are combined per video by averaging the softmax probabilities
+    (``average: prob``, mmaction2's ``average_clips='prob'``) or the logits (``logit``)."""
+    def score(clips):
+        x = clips.numpy() if hasattr(clips, "numpy") else np.asarray(clips)
+        if x.ndim == 5:
+            return log_softmax(runner(x))
+        logits = run_views(runner, x, batch_size)
+        if average == "logit":
+            return log_softmax(logits.mean(axis=1))
+        return np.log(np.maximum(softmax(logits).mean(axis=1), 1e-30))
+    return score
+
+
+def run_views(runner, x, batch_size):
+    """``x [B, V, T, C, H, W]`` → ``runner`` outputs ``[B, V, K]``, the ``B*V`` views in chunks of ``batch_size``."""
+    b, v = x.shape[:2]
+    flat = x.reshape((b * v,) + x.shape[2:])
+    out = np.concatenate([runner(flat[k:k + batch_size]) for k in range(0, len(flat), batch_size)])
+    return out.reshape(b, v, -1)
+
+
+def videos_per_batch(m):
+    """Videos per loader batch: ``batch_size`` views per model call, so ``batch_size // views`` videos
+    (at least one) when every video brings ``num_clips × num_crops`` views."""
+    return max(1, m.batch_size // (m.num_clips * m.num_crops))

@@ -9,12 +9,14 @@ from tqdm import tqdm
 
 from ..data import VideoDataset, build_loader, parse_list, unpack_batch
 from .backends import make_runner
-from .common import label_names, log, log_softmax, resolve_weights, set_device, topk_correct
+from .common import label_names, log, resolve_weights, set_device, topk_correct, videos_per_batch, view_scorer
 
 
-def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0):
+def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0, batch_size=1, average="prob"):
     """Evaluate with ``runner`` (clips -> logits, see backends) on ``loader``; return a summary dict
-    (loss, top1, top5, counts, skipped, confusion)."""
+    (loss, top1, top5, counts, skipped, confusion).  Multi-view batches ``[B, V, T, C, H, W]`` are
+    scored by :func:`~.common.view_scorer` (``batch_size`` views per call, ``average`` prob|logit)."""
+    score = view_scorer(runner, batch_size, average)
     n = correct1 = correct5 = 0
     loss_sum = 0.0
     skipped = []
@@ -25,14 +27,13 @@ def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0
         skipped += [items[int(i)][0] for i in failed]
         if clips is None:
             continue
-        logits = runner(clips)
-        logp = log_softmax(logits)
+        logp = score(clips)
         loss_sum += float(-logp[np.arange(len(y)), y].sum())
         if confusion is None:
-            confusion = np.zeros((logits.shape[1], logits.shape[1]), np.int64)
-        np.add.at(confusion, (y, logits.argmax(axis=1)), 1)
-        correct1 += topk_correct(logits, y, 1)
-        correct5 += topk_correct(logits, y, 5)
+            confusion = np.zeros((logp.shape[1], logp.shape[1]), np.int64)
+        np.add.at(confusion, (y, logp.argmax(axis=1)), 1)
+        correct1 += topk_correct(logp, y, 1)
+        correct5 += topk_correct(logp, y, 5)
         n += len(y)
         top = np.argsort(-logp, axis=1)[:, :min(5, logp.shape[1])]
         for row, i, label, cls in zip(np.exp(logp), idx, y, top):
@@ -74,11 +75,12 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
                        root=m.data_root)
     w = resolve_weights(cfg, weights, cache_dir)
     runner, used = make_runner(cfg, "test", w, backend, cpu_threads, cache_dir, exported)
-    loader = build_loader(VideoDataset(items, m), m.batch_size, num_workers=m.num_reader_threads)
+    loader = build_loader(VideoDataset(items, m), videos_per_batch(m), num_workers=m.num_reader_threads)
     t0 = time.time()
-    res = run_eval(runner, loader, items, log_interval=log_interval)
+    res = run_eval(runner, loader, items, log_interval=log_interval, batch_size=m.batch_size, average=m.average)
     res.update({"model": model_name, "weights": w, "backend": used, "filelist": m.filelist,
-                "seconds": round(time.time() - t0, 2), "views": {"num_clips": 1, "num_crops": 1}})
+                "seconds": round(time.time() - t0, 2),
+                "views": {"num_clips": m.num_clips, "num_crops": m.num_crops, "average": m.average}})
     names = label_names(cfg)
     for r in res["per_class"]:
         r["name"] = names[r["index"]]

@@ -28,6 +28,7 @@ from ..weights import load_weights
 from .backends import dygraph_runner
 from .checkpoint import find_latest, read_resume, remove_stale_temporaries, resume_point, save_checkpoint
 from .common import log, set_device, topk_correct, warn
+from .curves import VisualDLWriter, plot_curves, read_jsonl
 from .evaluate import run_eval
 
 
@@ -132,13 +133,16 @@ class JsonLog:
     top1, top5, lr, seconds, clips_per_s, skipped, valid_loss, valid_top1}`` after each epoch.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, vdl=None):
         self.path = path
+        self.vdl = vdl          # a curves.VisualDLWriter, or None
 
     def write(self, record):
         record = dict(record, time=round(time.time(), 3))
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.vdl is not None:
+            self.vdl.write(record)
 
 
 def _epoch_seed(seed, epoch):
@@ -146,10 +150,14 @@ def _epoch_seed(seed, epoch):
 
 
 def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None, valid_interval=1,
-          log_interval=10, fix_random_seed=False, skip_bad_lines=False, cache_dir=None):
-    """``train.py``: train ``cfg`` and write checkpoints to ``save_dir``; return per-epoch summaries."""
+          log_interval=10, fix_random_seed=False, skip_bad_lines=False, cache_dir=None, vdl_dir=None):
+    """``train.py``: train ``cfg`` and write checkpoints to ``save_dir``; return per-epoch summaries.
+
+    Also written to ``save_dir``: ``NAME_log.jsonl`` (:class:`JsonLog`) and ``NAME_curves.png`` (redrawn
+    after every epoch); with ``vdl_dir`` the same scalars for VisualDL."""
     m = cfg.mode("train")
     set_device(m.use_gpu)
+    vdl = VisualDLWriter(vdl_dir) if vdl_dir else None        # fails now if VisualDL is missing
     fix_random_seed = fix_random_seed or m.fix_random_seed
     items = parse_list(m.filelist, m.num_classes, m.format, need_label=True, skip_bad=skip_bad_lines,
                        root=m.data_root)
@@ -220,7 +228,8 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
         model_name, len(items), m.batch_size, len(loader), start_epoch, m.epoch - 1, seed))
     stop = _StopRequest()
     history = []
-    jsonl = JsonLog(os.path.join(save_dir, "{}_log.jsonl".format(model_name)))
+    jsonl = JsonLog(os.path.join(save_dir, "{}_log.jsonl".format(model_name)), vdl)
+    curves = os.path.join(save_dir, "{}_curves.png".format(model_name))
     with stop:
         for epoch in range(start_epoch, m.epoch):
             first = start_batch if epoch == start_epoch else 0
@@ -293,9 +302,12 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
                          "seconds": round(seconds, 2), "clips_per_s": round(n / seconds, 2),
                          "skipped": skipped, "valid_loss": summary.get("valid", {}).get("loss"),
                          "valid_top1": summary.get("valid", {}).get("top1_acc")})
+            plot_curves({model_name: read_jsonl(jsonl.path)}, curves, "{} ({})".format(model_name, save_dir))
         if start_epoch < m.epoch:
             base = save_checkpoint(save_dir, "{}_final".format(model_name), model, opt, state)
             log("[TRAIN] finished; final weights {}.pdparams".format(base))
         else:
             log("[TRAIN] nothing to do: already trained for {} epochs".format(m.epoch))
+    if jsonl.vdl is not None:
+        jsonl.vdl.close()
     return history

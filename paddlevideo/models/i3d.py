@@ -144,6 +144,11 @@ class I3D(nn.Layer):
             x = max_pool_same(x, spec[2], spec[3]) if spec[0] == "pool" else getattr(self, spec[1])(x)
         return x
 
+    def forward_features(self, x):
+        """x: ``[N, T, C, H, W]`` → the average-pooled Mixed_5c feature, averaged over time ``[N, 1024]``."""
+        x = F.avg_pool3d(self.features(x.transpose([0, 2, 1, 3, 4])), self.pool_size, stride=1)
+        return x.mean(axis=[2, 3, 4])
+
     def forward(self, x):
         """x: ``[N, T, C, H, W]`` → logits ``[N, num_classes]`` (mean over the remaining time steps)."""
         x = self.features(x.transpose([0, 2, 1, 3, 4]))
@@ -218,3 +223,7 @@ class I3DTwoStream(nn.Layer):
 
     def forward(self, x):
         return self.rgb(x[:, :, :3]) + self.flow(x[:, :, 3:])
+
+    def forward_features(self, x):
+        """x: ``[N, T, 5, H, W]`` → the two streams' features side by side ``[N, 2048]`` (RGB, then flow)."""
+        return paddle.concat([self.rgb.forward_features(x[:, :, :3]), self.flow.forward_features(x[:, :, 3:])], axis=1)

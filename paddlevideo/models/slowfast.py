@@ -176,8 +176,12 @@ class SlowFastHead(nn.Layer):
         self.projection = nn.Linear(sum(channels), num_classes,
                                     weight_attr=nn.initializer.Normal(0.0, 0.01), bias_attr=nn.initializer.Constant(0.0))
 
+    def pooled(self, slow, fast):
+        """``[N, t, h, w, C_slow + C_fast]``: the pathways' pooled features, channels last."""
+        return paddle.concat([self.pools[0](slow), self.pools[1](fast)], axis=1).transpose([0, 2, 3, 4, 1])
+
     def forward(self, slow, fast):
-        x = paddle.concat([self.pools[0](slow), self.pools[1](fast)], axis=1).transpose([0, 2, 3, 4, 1])
+        x = self.pooled(slow, fast)
         if self.dropout is not None:
             x = self.dropout(x)
         x = self.projection(x)                                          # [N, t, h, w, classes]
@@ -209,9 +213,16 @@ class SlowFast(nn.Layer):
             pools = [[max(t // alpha, 1), h, w], [t, h, w]]
         self.head = SlowFastHead(self.backbone.out_channels, num_classes, pools, dropout_ratio)
 
-    def forward(self, x):
-        """x: ``[N, T, 3, H, W]`` fast-pathway frames → ``[N, num_classes]`` (see the module doc)."""
+    def pathways(self, x):
         fast = x.transpose([0, 2, 1, 3, 4])                              # [N, 3, T, H, W]
         idx = paddle.to_tensor(slow_indices(x.shape[1], self.alpha))
-        slow = paddle.gather(fast, idx, axis=2)
-        return self.head(*self.backbone(slow, fast))
+        return self.backbone(paddle.gather(fast, idx, axis=2), fast)
+
+    def forward(self, x):
+        """x: ``[N, T, 3, H, W]`` fast-pathway frames → ``[N, num_classes]`` (see the module doc)."""
+        return self.head(*self.pathways(x))
+
+    def forward_features(self, x):
+        """x: ``[N, T, 3, H, W]`` → the head's pooled feature averaged over positions ``[N, 2304]`` (R50)."""
+        f = self.head.pooled(*self.pathways(x))
+        return f.reshape([f.shape[0], -1, f.shape[-1]]).mean(axis=1)

@@ -85,12 +85,15 @@ class StNet(nn.Layer):
 
     def forward(self, x):
         """x: ``[N, T, 3*seglen, H, W]`` → logits ``[N, num_classes]``."""
+        return self.fc(self.forward_features(x))
+
+    def forward_features(self, x):
+        """x: ``[N, T, 3*seglen, H, W]`` → the pre-classifier feature ``[N, C/2]`` (1024 for R50)."""
         t = x.shape[1]
         feat = self.backbone(x.reshape([-1] + list(x.shape[2:])), t)        # [N*T, C, h, w]
         feat = F.adaptive_avg_pool2d(feat, 1).reshape([-1, t, feat.shape[1]])  # [N, T, C]
         feat = feat.transpose([0, 2, 1]).unsqueeze(-1)                      # [N, C, T, 1]
-        feat = self.xception(feat).max(axis=2).flatten(1)                   # [N, C/2]
-        return self.fc(feat)
+        return self.xception(feat).max(axis=2).flatten(1)                   # [N, C/2]
 
     def adapt_state(self, state):
         """Let 2D weights initialise StNet: inflate a ``[64, 3, 7, 7]`` conv1 to ``3*seglen``

@@ -36,13 +36,16 @@ class TSN(nn.Layer):
 
     def forward(self, x):
         """x: ``[N, T, 3*seglen, H, W]`` float32 → logits ``[N, num_classes]``."""
+        return self.fc(self.forward_features(x))
+
+    def forward_features(self, x):
+        """x: ``[N, T, 3*seglen, H, W]`` → the pooled pre-classifier feature ``[N, C]`` (2048 for R50)."""
         t = x.shape[1]
         feat = self.backbone(x.reshape([-1] + list(x.shape[2:])), t)      # [N*T, C, h, w]
         feat = F.adaptive_avg_pool2d(feat, 1).flatten(1)                   # [N*T, C]
         if self.dropout is not None:
             feat = self.dropout(feat)
-        feat = feat.reshape([-1, t, feat.shape[-1]]).mean(axis=1)          # [N, C]
-        return self.fc(feat)
+        return feat.reshape([-1, t, feat.shape[-1]]).mean(axis=1)          # [N, C]
 
 
 class TSM(TSN):
