@@ -13,7 +13,7 @@ from paddlevideo import build_model, load_config
 from paddlevideo.data import VideoDataset
 from paddlevideo.data.sampling import multiview_indices
 from paddlevideo.data.transforms import crop_boxes
-from paddlevideo.engine.common import view_scorer
+from paddlevideo.engine.common import combine_views, per_video
 
 TSM_SMALL = os.path.join(ROOT, "configs", "tsm_small.yaml")
 
@@ -101,24 +101,31 @@ def test_flow_views_flip_x():
     np.testing.assert_array_equal(f[..., 1], flow[:, :, ::-1, 1])
 
 
-def test_view_scorer_averages_and_chunks():
+def test_views_are_chunked_grouped_per_video_and_averaged():
     rs = np.random.RandomState(0)
-    logits = rs.randn(3, 6, 5).astype(np.float32)             # 3 videos × 6 views × 5 classes
+    logits = rs.randn(3, 2, 3, 5).astype(np.float32)      # 3 videos × 2 clips × 3 crops × 5 classes
     calls = []
 
-    def runner(x):                                           # view i of video b -> logits[b, i]
+    def runner(x):                                       # a view carries its (video, clip, crop) id in pixel 0
         calls.append(len(x))
-        return logits.reshape(18, 5)[x[:, 0, 0, 0, 0].astype(int)]
-    clips = np.arange(18, dtype=np.float32).reshape(3, 6, 1, 1, 1, 1)
-    prob = np.exp(view_scorer(runner, 4, "prob")(clips))
-    assert max(calls) <= 4 and sum(calls) == 18
-    e = np.exp(logits - logits.max(-1, keepdims=True))
-    np.testing.assert_allclose(prob, (e / e.sum(-1, keepdims=True)).mean(1), rtol=1e-5)
-    logit = np.exp(view_scorer(runner, 4, "logit")(clips))
-    m = logits.mean(1)
-    np.testing.assert_allclose(logit, np.exp(m) / np.exp(m).sum(-1, keepdims=True), rtol=1e-5)
-    single = view_scorer(runner, 4)(clips[:, 0])               # [B, T, C, H, W]: one view, plain log-softmax
-    np.testing.assert_allclose(np.exp(single).sum(1), 1, rtol=1e-5)
+        v = x[:, 0, 0, 0, 0].astype(int)
+        return logits.reshape(-1, 5)[v]
+    ids = np.arange(18, dtype=np.float32).reshape(6, 3, 1, 1, 1, 1)       # samples = (video, clip), each 3 crops
+    meta = lambda rows: np.array(rows, np.int64)
+    batches = [(ids[0:2], meta([[0, 1, 1], [0, 1, 1]])), (ids[2:3], meta([[1, 0, 1]])),      # 1 sample/batch
+               (ids[3:5], meta([[1, 0, 1], [2, 1, 1]])), (np.zeros((1, 1, 1, 1, 1), np.float32), meta([[2, -1, 0]]))]
+    got = list(per_video(batches, runner, 4, clips_per_video=2))
+    assert max(calls) <= 4 and sum(calls) == 15           # the failed sample runs nothing
+    idx = np.concatenate([g[0] for g in got])
+    assert idx.tolist() == [0, 1] and [g[3] for g in got] == [[], [], [2]]      # yields when a video completes
+    outs = np.concatenate([g[2] for g in got if g[2] is not None])
+    np.testing.assert_array_equal(outs, logits[:2].reshape(2, 6, 5))
+    e = np.exp(outs - outs.max(-1, keepdims=True))
+    np.testing.assert_allclose(np.exp(combine_views(outs, "prob")), (e / e.sum(-1, keepdims=True)).mean(1), rtol=1e-5)
+    m = outs.mean(1)
+    np.testing.assert_allclose(np.exp(combine_views(outs, "logit")), np.exp(m) / np.exp(m).sum(-1, keepdims=True),
+                               rtol=1e-5)
+    np.testing.assert_allclose(np.exp(combine_views(outs[:, :1])).sum(1), 1, rtol=1e-5)   # one view: softmax
 
 
 def test_dataset_views_equal_manual_decode_and_crop():
@@ -126,8 +133,10 @@ def test_dataset_views_equal_manual_decode_and_crop():
                                   "TEST.target_size=64", "MODEL.seg_num=4"])
     m = cfg.mode("test")
     path = clip("arm_wrestling.mp4")
-    views, _ = VideoDataset([(path, 0)], m).load(0)
-    assert views.shape == (6, 4, 3, 64, 64)
+    ds = VideoDataset([(path, 0)], m)
+    assert len(ds) == 2 and ds.clips_per_video == 2             # one sample per temporal clip
+    views = np.concatenate([ds[k][0] for k in range(2)])
+    assert views.shape == (6, 4, 3, 64, 64) and ds[1][2] == 0    # both samples carry the video's index
     vr = decord.VideoReader(path)
     n = len(vr)
     idx = reference_indices(n, 2, "segments", 4, 1, 1)
@@ -172,7 +181,8 @@ def test_multiview_eval_and_predict_through_backends(tmp_path, write_list):
             "--backend", "dygraph", "--video_path", clip("arm_wrestling.mp4"), "--output", tmp_path / "p.json")
     got = {t["label"]: t["score"] for t in json.loads((tmp_path / "p.json").read_text())[0]["top_k"]}
     m = load_config(TSM_SMALL, [o for o in opts + views if o != "-o"]).mode("infer")
-    x, _ = VideoDataset([(clip("arm_wrestling.mp4"), -1)], m).load(0)
+    ds = VideoDataset([(clip("arm_wrestling.mp4"), -1)], m)
+    x = np.concatenate([ds[k][0] for k in range(len(ds))])
     model.eval()
     with paddle.no_grad():
         p = paddle.nn.functional.softmax(model(paddle.to_tensor(x)), axis=1).numpy().mean(0)

@@ -5,9 +5,10 @@ whitespace-separated token, so paths may contain spaces; relative paths are take
 the list file (falling back to the working directory, as the legacy lists were).  In INFER mode
 the label may be left out.  ``format: pkl``: one pickle path per line (label inside the pickle).
 
-Each sample is ``(clip [seg_num, 3*seglen, H, W] float32, label int64, index int64)``; with test-time
-views (``num_clips`` × ``num_crops`` > 1, test/infer only) the clip is ``[V, seg_num, 3*seglen, H, W]``,
-clip-major (all crops of clip 0, then clip 1, ...).  A video
+Each sample is ``(clip [seg_num, 3*seglen, H, W] float32, label int64, index int64)``.  With test-time
+views (``num_clips`` × ``num_crops`` > 1, test/infer only) every video gives ``num_clips`` consecutive
+samples, one per temporal clip, each ``[num_crops, seg_num, 3*seglen, H, W]`` with the video's index:
+one clip's crops are in memory at a time, not all views of a video (10 × 3 StNet views would be 3 GB).  A video
 that cannot be decoded is not replaced by another: it is reported in the batch's ``failed``
 indices and the consumer counts it.
 """
@@ -121,21 +122,24 @@ class VideoDataset(paddle.io.Dataset):
         self.cfg = cfg
         self.train = cfg.mode == "train"
         self.seed = seed
+        self.views = not self.train and cfg.num_clips * cfg.num_crops > 1
+        self.clips_per_video = cfg.num_clips if self.views else 1
 
     def __len__(self):
-        return len(self.items)
+        return len(self.items) * self.clips_per_video
 
-    def load(self, i, epoch=0):
-        """Decode and transform item ``i``; raises :class:`VideoError`."""
+    def load(self, i, epoch=0, clip=0):
+        """Decode and transform video ``i`` (with test views: its temporal clip ``clip``, all crops);
+        raises :class:`VideoError`."""
         path, label = self.items[i]
         cfg = self.cfg
         rng = np.random.default_rng([self.seed, epoch, i])
-        views = not self.train and cfg.num_clips * cfg.num_crops > 1
+        views = self.views
 
         def choose(n):
-            if views:      # all clips' frames in one decode, split below
-                return [j for clip in multiview_indices(n, cfg.num_clips, cfg.sampling, cfg.seg_num, cfg.seglen,
-                                                        cfg.frame_interval) for j in clip]
+            if views:
+                return multiview_indices(n, cfg.num_clips, cfg.sampling, cfg.seg_num, cfg.seglen,
+                                         cfg.frame_interval)[clip]
             if cfg.sampling == "dense":
                 return dense_indices(n, cfg.seg_num * cfg.seglen, cfg.frame_interval, self.train, rng)
             return segment_indices(n, cfg.seg_num, cfg.seglen, self.train, rng)
@@ -154,20 +158,20 @@ class VideoDataset(paddle.io.Dataset):
             frames = call_with_timeout(lambda: read_frames(path, choose), cfg.decode_timeout)
         try:
             if views:
-                per_clip = cfg.seg_num * cfg.seglen
-                return np.concatenate([test_views(frames[k * per_clip:(k + 1) * per_clip], cfg)
-                                       for k in range(cfg.num_clips)]), label
+                return test_views(frames, cfg), label
             return transform_clip(frames, cfg, self.train, rng), label
         except (cv2.error, ValueError) as e:  # e.g. degenerate frame sizes
             raise VideoError("frames cannot be transformed ({})".format(str(e).strip().splitlines()[-1]))
 
     def __getitem__(self, key):
-        epoch, i = key if isinstance(key, tuple) else (0, key)
+        epoch, j = key if isinstance(key, tuple) else (0, key)
+        i, k = divmod(j, self.clips_per_video)
         try:
-            clip, label = self.load(i, epoch)
+            clip, label = self.load(i, epoch, k)
             return clip, label, i
         except VideoError as e:
-            print("warning: skipped {}: cannot decode ({})".format(self.items[i][0], e), file=sys.stderr)
+            if k == 0 or self.clips_per_video == 1:          # one line per video
+                print("warning: skipped {}: cannot decode ({})".format(self.items[i][0], e), file=sys.stderr)
             return None, -1, i
 
 

@@ -7,6 +7,7 @@ import paddle
 
 from .. import download
 from ..config import resolve_path
+from ..data import unpack_batch
 from ..errors import UserError
 
 
@@ -74,33 +75,59 @@ def softmax(logits):
     return np.exp(log_softmax(logits))
 
 
-def view_scorer(runner, batch_size, average="prob"):
-    """``clips -> log-probabilities [B, num_classes]`` for a batch of videos.
-
-    ``clips`` is ``[B, T, C, H, W]`` (one view per video) or ``[B, V, T, C, H, W]`` (V test views per
-    video); the ``B*V`` views go through ``runner`` in chunks of ``batch_size`` (memory stays bounded
-    for 10 clips × 3 crops) and are combined per video by averaging the softmax probabilities
-    (``average: prob``, mmaction2's ``average_clips='prob'``) or the logits (``logit``)."""
-    def score(clips):
-        x = clips.numpy() if hasattr(clips, "numpy") else np.asarray(clips)
-        if x.ndim == 5:
-            return log_softmax(runner(x))
-        logits = run_views(runner, x, batch_size)
-        if average == "logit":
-            return log_softmax(logits.mean(axis=1))
-        return np.log(np.maximum(softmax(logits).mean(axis=1), 1e-30))
-    return score
-
-
 def run_views(runner, x, batch_size):
-    """``x [B, V, T, C, H, W]`` → ``runner`` outputs ``[B, V, K]``, the ``B*V`` views in chunks of ``batch_size``."""
+    """``x [B, T, C, H, W]`` (one view each) or ``[B, V, T, C, H, W]`` → ``runner`` outputs ``[B, V, K]``;
+    the ``B*V`` views go through ``runner`` in chunks of ``batch_size``."""
+    x = x.numpy() if hasattr(x, "numpy") else np.asarray(x)
+    if x.ndim == 5:
+        x = x[:, None]
     b, v = x.shape[:2]
     flat = x.reshape((b * v,) + x.shape[2:])
     out = np.concatenate([runner(flat[k:k + batch_size]) for k in range(0, len(flat), batch_size)])
     return out.reshape(b, v, -1)
 
 
+def per_video(loader, runner, batch_size, clips_per_video=1):
+    """Run every clip of ``loader`` through ``runner``; yield, batch by batch, the videos whose clips
+    have all been seen: ``(indices [n], labels [n], outputs [n, V, K], failed indices)`` where V =
+    clips × crops (a video with any undecodable clip is failed).  The loader must not shuffle (a video's
+    clips are consecutive samples, see :class:`~paddlevideo.data.VideoDataset`)."""
+    pending = {}
+    for batch in loader:
+        clips, y, idx, bad = unpack_batch(batch)
+        outs = run_views(runner, clips, batch_size) if clips is not None else []
+        for i, label, out in zip(idx, y, outs):
+            entry = pending.setdefault(int(i), {"label": int(label), "outs": [], "seen": 0, "failed": False})
+            entry["outs"].append(out)
+            entry["seen"] += 1
+            entry["label"] = int(label)
+        for i in bad:
+            entry = pending.setdefault(int(i), {"label": -1, "outs": [], "seen": 0, "failed": False})
+            entry["seen"] += 1
+            entry["failed"] = True
+        done = sorted(i for i, e in pending.items() if e["seen"] == clips_per_video)
+        ok = [i for i in done if not pending[i]["failed"]]
+        result = (np.array(ok, np.int64), np.array([pending[i]["label"] for i in ok], np.int64),
+                  np.stack([np.concatenate(pending[i]["outs"]) for i in ok]) if ok else None,
+                  [i for i in done if pending[i]["failed"]])
+        for i in done:
+            del pending[i]
+        if done:
+            yield result
+
+
+def combine_views(outputs, average="prob"):
+    """Logits of a video's views ``[n, V, K]`` → log-probabilities ``[n, K]``: the log of the mean
+    softmax (``average: prob``, mmaction2's ``average_clips='prob'``) or the log-softmax of the mean
+    logits (``logit``); one view: its log-softmax."""
+    if outputs.shape[1] == 1:
+        return log_softmax(outputs[:, 0])
+    if average == "logit":
+        return log_softmax(outputs.mean(axis=1))
+    return np.log(np.maximum(softmax(outputs).mean(axis=1), 1e-30))
+
+
 def videos_per_batch(m):
-    """Videos per loader batch: ``batch_size`` views per model call, so ``batch_size // views`` videos
-    (at least one) when every video brings ``num_clips × num_crops`` views."""
-    return max(1, m.batch_size // (m.num_clips * m.num_crops))
+    """Samples per loader batch: ``batch_size`` views per model call, so ``batch_size // num_crops``
+    clips (at least one) when every clip brings ``num_crops`` views."""
+    return max(1, m.batch_size // (m.num_crops if m.num_clips * m.num_crops > 1 else 1))

@@ -7,27 +7,29 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from ..data import VideoDataset, build_loader, parse_list, unpack_batch
+from ..data import VideoDataset, build_loader, parse_list
 from .backends import make_runner
-from .common import label_names, log, resolve_weights, set_device, topk_correct, videos_per_batch, view_scorer
+from .common import (combine_views, label_names, log, per_video, resolve_weights, set_device, topk_correct,
+                     videos_per_batch)
 
 
-def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0, batch_size=1, average="prob"):
+def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0, batch_size=1, average="prob",
+             clips_per_video=1):
     """Evaluate with ``runner`` (clips -> logits, see backends) on ``loader``; return a summary dict
-    (loss, top1, top5, counts, skipped, confusion).  Multi-view batches ``[B, V, T, C, H, W]`` are
-    scored by :func:`~.common.view_scorer` (``batch_size`` views per call, ``average`` prob|logit)."""
-    score = view_scorer(runner, batch_size, average)
+    (loss, top1, top5, counts, skipped, confusion, per-class, predictions).  With test views every
+    video's ``clips_per_video`` clips × crops are combined by :func:`~.common.combine_views`
+    (``average`` prob|logit); ``batch_size`` views go through the model per call."""
     n = correct1 = correct5 = 0
     loss_sum = 0.0
     skipped = []
     confusion = None
     predictions = []                              # per video: index, label, top-k (class, probability)
-    for it, batch in enumerate(tqdm(loader, desc=desc, leave=False, mininterval=2)):
-        clips, y, idx, failed = unpack_batch(batch)
+    videos = per_video(tqdm(loader, desc=desc, leave=False, mininterval=2), runner, batch_size, clips_per_video)
+    for it, (idx, y, outputs, failed) in enumerate(videos):
         skipped += [items[int(i)][0] for i in failed]
-        if clips is None:
+        if outputs is None:
             continue
-        logp = score(clips)
+        logp = combine_views(outputs, average)
         loss_sum += float(-logp[np.arange(len(y)), y].sum())
         if confusion is None:
             confusion = np.zeros((logp.shape[1], logp.shape[1]), np.int64)
@@ -75,9 +77,11 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
                        root=m.data_root)
     w = resolve_weights(cfg, weights, cache_dir)
     runner, used = make_runner(cfg, "test", w, backend, cpu_threads, cache_dir, exported)
-    loader = build_loader(VideoDataset(items, m), videos_per_batch(m), num_workers=m.num_reader_threads)
+    ds = VideoDataset(items, m)
+    loader = build_loader(ds, videos_per_batch(m), num_workers=m.num_reader_threads)
     t0 = time.time()
-    res = run_eval(runner, loader, items, log_interval=log_interval, batch_size=m.batch_size, average=m.average)
+    res = run_eval(runner, loader, items, log_interval=log_interval, batch_size=m.batch_size, average=m.average,
+                   clips_per_video=ds.clips_per_video)
     res.update({"model": model_name, "weights": w, "backend": used, "filelist": m.filelist,
                 "seconds": round(time.time() - t0, 2),
                 "views": {"num_clips": m.num_clips, "num_crops": m.num_crops, "average": m.average}})

@@ -5,11 +5,11 @@ import os
 
 import numpy as np
 
-from ..data import VideoDataset, build_loader, parse_list, unpack_batch
+from ..data import VideoDataset, build_loader, parse_list
 from ..data.convert import unique_names
 from ..errors import UserError
 from .backends import make_runner
-from .common import label_names, log, resolve_weights, run_views, set_device, videos_per_batch, view_scorer
+from .common import combine_views, label_names, log, per_video, resolve_weights, set_device, videos_per_batch
 
 
 def _items(m, video_path, filelist, skip_bad_lines):
@@ -44,18 +44,17 @@ def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk
     k = min(topk or m.topk, m.num_classes)
     w = None if exported and not weights else resolve_weights(cfg, weights, cache_dir)
     runner, _ = make_runner(cfg, "infer", w, backend, cpu_threads, cache_dir, exported)
-    loader = build_loader(VideoDataset(items, m), videos_per_batch(m), num_workers=m.num_reader_threads)
-    score = view_scorer(runner, m.batch_size, m.average)
+    ds = VideoDataset(items, m)
+    loader = build_loader(ds, videos_per_batch(m), num_workers=m.num_reader_threads)
     results, failed = [], []
-    for batch in loader:
-        clips, _, idx, bad = unpack_batch(batch)
+    for idx, _, outputs, bad in per_video(loader, runner, m.batch_size, ds.clips_per_video):
         for i in bad:
             failed.append(items[int(i)][0])
             results.append({"video": items[int(i)][0], "error": "cannot decode this video"})
             log("[INFER] video: {}\n  error: cannot decode this video (skipped)".format(items[int(i)][0]))
-        if clips is None:
+        if outputs is None:
             continue
-        probs = np.exp(score(clips))
+        probs = np.exp(combine_views(outputs, m.average))
         for row, i in zip(probs, idx):
             top = np.argsort(-row)[:k]
             entry = {"video": items[int(i)][0],
@@ -80,20 +79,19 @@ def extract_features(cfg, items, out_dir, weights=None, cache_dir=None, backend=
     m = cfg.mode("infer")
     w = resolve_weights(cfg, weights, cache_dir)
     runner, used = make_runner(cfg, "infer", w, backend, cpu_threads, cache_dir, output="features")
-    loader = build_loader(VideoDataset(items, m), videos_per_batch(m), num_workers=m.num_reader_threads)
+    ds = VideoDataset(items, m)
+    loader = build_loader(ds, videos_per_batch(m), num_workers=m.num_reader_threads)
     os.makedirs(out_dir, exist_ok=True)
     files = unique_names([p for p, _ in items])
     index = {"model": cfg.MODEL.name, "weights": w, "backend": used, "dim": None,
              "views": {"num_clips": m.num_clips, "num_crops": m.num_crops}, "videos": [], "failed": []}
-    for batch in loader:
-        clips, _, idx, bad = unpack_batch(batch)
+    for idx, _, outputs, bad in per_video(loader, runner, m.batch_size, ds.clips_per_video):
         for i in bad:
             index["failed"].append({"video": items[int(i)][0], "error": "cannot decode this video"})
             log("[FEATURES] video: {}\n  error: cannot decode this video (skipped)".format(items[int(i)][0]))
-        if clips is None:
+        if outputs is None:
             continue
-        x = clips.numpy()
-        feats = run_views(runner, x, m.batch_size).mean(axis=1) if x.ndim == 6 else runner(x)   # views: mean per video
+        feats = outputs.mean(axis=1)                           # the mean over the video's views
         for f, i in zip(feats.astype(np.float32), idx):
             name = files[int(i)] + ".npy"
             np.save(os.path.join(out_dir, name), f)

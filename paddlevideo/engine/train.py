@@ -27,7 +27,7 @@ from ..models import build_model
 from ..weights import load_weights
 from .backends import dygraph_runner
 from .checkpoint import find_latest, read_resume, remove_stale_temporaries, resume_point, save_checkpoint
-from .common import log, set_device, topk_correct, warn
+from .common import log, set_device, topk_correct, videos_per_batch, warn
 from .curves import VisualDLWriter, plot_curves, read_jsonl
 from .evaluate import run_eval
 
@@ -222,7 +222,8 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
                           num_workers=m.num_reader_threads, seed=seed)
     valid_loader = None
     if valid_items:
-        valid_loader = build_loader(VideoDataset(valid_items, vm), vm.batch_size, num_workers=vm.num_reader_threads)
+        valid_ds = VideoDataset(valid_items, vm)
+        valid_loader = build_loader(valid_ds, videos_per_batch(vm), num_workers=vm.num_reader_threads)
 
     log("[TRAIN] {}: {} videos, batch {} per process, {} steps/epoch, epochs {}..{}, seed {}".format(
         model_name, len(items), m.batch_size, len(loader), start_epoch, m.epoch - 1, seed))
@@ -288,7 +289,8 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
             base = save_checkpoint(save_dir, "{}_epoch{}".format(model_name, epoch), model, opt, state)
             log("[TRAIN] saved {}.pdparams".format(base))
             if valid_loader is not None and (epoch + 1) % valid_interval == 0:
-                res = run_eval(dygraph_runner(model), valid_loader, valid_items, desc="valid")
+                res = run_eval(dygraph_runner(model), valid_loader, valid_items, desc="valid", batch_size=vm.batch_size,
+                               average=vm.average, clips_per_video=valid_ds.clips_per_video)
                 res.pop("predictions")
                 if res["num_evaluated"]:
                     log("[VALID] Epoch {}\tLoss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f}\t({} videos, {} skipped)"
