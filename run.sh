@@ -3,6 +3,7 @@
 #   bash run.sh demo [--quick]               TSM vs TSN on synthetic data (--quick: bundled clips)
 #   bash run.sh test [pytest args]           the test suite
 #   bash run.sh train   NAME CONFIG [flags]  -> train.py   --model_name NAME --config CONFIG flags
+#        [--nproc N [--ips IP1,IP2]]          data parallel via python -m paddle.distributed.launch
 #   bash run.sh eval    NAME CONFIG [flags]  -> eval.py
 #   bash run.sh predict NAME CONFIG [flags]  -> predict.py
 #   bash run.sh export  NAME CONFIG [flags]  -> export.py (static model for Paddle Inference)
@@ -12,7 +13,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-usage() { sed -n '2,11p' "$ROOT/run.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$ROOT/run.sh" | sed 's/^# \{0,1\}//'; }
 
 setup() {
   local env_dir
@@ -51,6 +52,28 @@ case "$mode" in
     if [ $# -lt 2 ]; then echo "error: usage: bash run.sh $mode NAME CONFIG [flags]" >&2; exit 2; fi
     name="$1"; config="$2"; shift 2
     setup
+    if [ "$mode" = "train" ]; then
+      nproc=""; ips=""; rest=()
+      while [ $# -gt 0 ]; do
+        case "$1" in
+          --nproc) nproc="${2:?--nproc needs a number}"; shift 2 ;;
+          --ips) ips="${2:?--ips needs IP1,IP2,...}"; shift 2 ;;
+          *) rest+=("$1"); shift ;;
+        esac
+      done
+      if [ -n "$nproc" ]; then
+        logdir="${PV_LAUNCH_LOG_DIR:-log}"
+        launch=("$PY" -m paddle.distributed.launch --nproc_per_node "$nproc" --log_dir "$logdir")
+        [ -n "$ips" ] && launch+=(--ips "$ips")
+        rc=0
+        "${launch[@]}" "$ROOT/train.py" --model_name "$name" --config "$config" ${rest[@]+"${rest[@]}"} || rc=$?
+        if [ "$rc" -ne 0 ]; then   # name the rank that died first (the launcher often names a survivor)
+          (cd "$ROOT" && "$PY" -m paddlevideo.engine.parallel diagnose "$logdir") || true
+        fi
+        exit "$rc"
+      fi
+      set -- ${rest[@]+"${rest[@]}"}
+    fi
     exec "$PY" "$ROOT/$mode.py" --model_name "$name" --config "$config" "$@"
     ;;
   test)

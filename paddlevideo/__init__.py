@@ -16,6 +16,14 @@ import warnings
 # prints a banner meant for data-parallel users on every import; we hide it (only it).
 warnings.filterwarnings("ignore", message="No ccache found")
 warnings.filterwarnings("ignore", message="When training, we now always track")
+# Under paddle.distributed.launch the launcher's own `import paddle` leaves OMP_NUM_THREADS=1 in every
+# worker's environment; the cores are split between the node's processes instead
+# (PADDLEVIDEO_THREADS overrides both).
+_local = int(os.environ.get("PADDLE_LOCAL_SIZE", "0") or 0)
+if os.environ.get("PADDLEVIDEO_THREADS"):
+    os.environ["OMP_NUM_THREADS"] = os.environ["PADDLEVIDEO_THREADS"]
+elif _local > 1:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _local))
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 if "paddle" not in sys.modules:
     _err = io.StringIO()

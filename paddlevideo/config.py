@@ -37,6 +37,8 @@ MODEL_KEYS = {
     "dropout_ratio": (float, 0.5),
     "shift_ratio": (float, 0.125),
     "zero_init_residual": (bool, False),
+    "freeze_bn": (str, "none"),
+    "sync_bn": (bool, False),
     "stem": (str, "imagenet"),
     "width": (int, 64),
     "blocks": ("ints", []),
@@ -85,6 +87,8 @@ TRAIN_KEYS = {
     "total_videos": (int, 0),
     "clip_norm": (float, 0.0),
     "fix_random_seed": (bool, False),
+    "accumulate_steps": (int, 1),
+    "amp": ("str?", None),
     "seed": (int, 0),
 }
 FORMATS = ("mp4", "pkl", "frames", "flow", "rgb_flow")
@@ -277,16 +281,20 @@ def _key_lines(text):
 
 
 CHOICES = {"optimizer": ("momentum", "adamw"), "lr_schedule": ("step", "cosine"), "stem": ("imagenet", "small"),
-           "sampling": ("segments", "dense"), "flow_method": ("tvl1", "farneback"), "average": ("prob", "logit")}
+           "sampling": ("segments", "dense"), "flow_method": ("tvl1", "farneback"), "average": ("prob", "logit"),
+           "freeze_bn": ("none", "all", "all_but_first"), "amp": (None, "O1", "O2")}
 
 
 def validate(cfg, path):
     for section, key in (("TRAIN", "optimizer"), ("TRAIN", "lr_schedule"), ("MODEL", "stem"), ("MODEL", "sampling"),
-                         ("MODEL", "flow_method")):
+                         ("MODEL", "flow_method"), ("MODEL", "freeze_bn"), ("TRAIN", "amp")):
         value = cfg.mode("train")[key]
         if value not in CHOICES[key]:
             raise UserError("{}: {}.{} {!r} is not supported; use one of {}".format(
-                path, section, key, value, ", ".join(CHOICES[key])))
+                path, section, key, value, ", ".join(str(c) if c else "null" for c in CHOICES[key])))
+    if cfg.mode("train")["accumulate_steps"] < 1:
+        raise UserError("{}: TRAIN.accumulate_steps must be >= 1 (got {})".format(
+            path, cfg.mode("train")["accumulate_steps"]))
     if not cfg.MODEL.get("name"):
         raise UserError("{}: MODEL.name is missing; set it to one of the model names, e.g. TSM".format(path))
     for mode in MODES:

@@ -7,9 +7,14 @@ Every measurement runs in its own subprocess so that its peak RSS is its own.  M
   4x16 on one 32x224^2 view, I3D RGB on a 64x224^2 clip, per backend
   (``dygraph``, ``paddle-inference`` = exported model + oneDNN, ``onnxruntime`` = paddle2onnx);
 * end-to-end ``predict.py`` on a real clip (wall time, and the time after start-up);
-* reader throughput (clips/s, TSM 8x224 train transforms) with 0, 1 and 2 loader workers.
+* reader throughput (clips/s, TSM 8x224 train transforms) with 0, 1 and 2 loader workers;
+* training: seconds per step and clips/s (random clips, Momentum, median after a warm-up) of the demo's
+  small TSM (batch 16 × 8 × 32²) and TSM-R50 (batch 2 × 8 × 224²) as ``training.<model>.<variant>``:
+  ``1proc-2threads`` (the default set-up), ``1proc-1thread``, ``2proc-1thread`` (two data-parallel
+  processes through paddle.distributed.launch, Gloo; each its own batch, so clips/s is the comparable
+  number) and ``bf16-autocast`` (1 process, 2 threads, ``paddle.amp.auto_cast(dtype="bfloat16")``).
 
-    python scripts/benchmark.py --out output/benchmark.json [--quick]
+    python scripts/benchmark.py --out output/benchmark.json [--quick] [--sections models,reader,predict,training]
 """
 import argparse
 import json
@@ -72,6 +77,71 @@ def child_model(name, backend, repeat, threads):
             "gflop_per_s": round(flops / 1e9 / sec, 1) if flops else None, "shape": shape}
 
 
+# training models: (config, overrides, batch per process)
+TRAIN_MODELS = {
+    "tsm_demo_small": ("configs/demo.yaml", [], 16),
+    "tsm_r50_8x224": ("configs/tsm.yaml", ["TRAIN.target_size=224", "MODEL.pretrain=null"], 2),
+}
+TRAIN_VARIANTS = ("1proc-2threads", "1proc-1thread", "2proc-1thread", "bf16-autocast")
+
+
+def child_train(name, variant, steps):
+    """Runs in a subprocess (or in each rank of a launch): time training steps on random clips."""
+    import contextlib
+    import numpy as np
+    import paddlevideo  # noqa: F401
+    import paddle
+    import paddle.nn.functional as F
+    from paddlevideo import build_model, load_config
+    from paddlevideo.engine import parallel
+    from paddlevideo.engine.backends import input_shape
+    config, over, batch = TRAIN_MODELS[name]
+    world, rank = parallel.init()
+    cfg = load_config(os.path.join(ROOT, config), over)
+    m = cfg.mode("train")
+    paddle.seed(0)
+    model = parallel.wrap(build_model(cfg), world)
+    opt = paddle.optimizer.Momentum(0.001, 0.9, parameters=model.parameters())
+    rs = np.random.RandomState(rank)
+    x = paddle.to_tensor(rs.rand(*([batch] + input_shape(m))).astype("float32"))
+    y = paddle.to_tensor(rs.randint(0, m.num_classes, batch).astype("int64"))
+    def cast():
+        return (paddle.amp.auto_cast(dtype="bfloat16", level="O1") if variant == "bf16-autocast"
+                else contextlib.nullcontext())
+    times = []
+    for _ in range(steps + 1):
+        t = time.time()
+        with cast():
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.clear_grad()
+        times.append(time.time() - t)
+    sec = float(np.median(times[1:]))
+    return {"seconds_per_step": round(sec, 3), "clips_per_s": round(batch * world / sec, 2),
+            "batch_per_process": batch, "processes": world, "loss_finite": bool(np.isfinite(float(loss)))}
+
+
+def run_train(name, variant, steps):
+    """One training measurement in fresh process(es) with the variant's threads."""
+    env = dict(os.environ)
+    env.pop("PADDLEVIDEO_THREADS", None)
+    args = [os.path.abspath(__file__), "--child", "train", name, variant, str(steps)]
+    if variant == "2proc-1thread":
+        env["PADDLEVIDEO_THREADS"] = "1"
+        import tempfile
+        cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+               "--log_dir", tempfile.mkdtemp()] + args
+    else:
+        env["OMP_NUM_THREADS"] = "1" if variant == "1proc-1thread" else str(os.cpu_count() or 1)
+        cmd = [sys.executable] + args
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    m = re.search(r"RESULT (\{.*\})", p.stdout)
+    if p.returncode != 0 or not m:
+        return {"error": (p.stderr.strip().splitlines() or p.stdout.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(m.group(1))
+
+
 def child_reader(workers, n_batches):
     import paddlevideo  # noqa: F401
     from paddlevideo import load_config
@@ -131,12 +201,21 @@ def main():
     p.add_argument("--quick", action="store_true", help="skip StNet dygraph and the reader with 2 workers")
     p.add_argument("--only", default=None, help="comma-separated model names (default all: {})".format(", ".join(MODELS)))
     p.add_argument("--backends", default="dygraph,paddle-inference,onnxruntime", help="comma-separated backends")
+    p.add_argument("--sections", default="models,reader,predict,training",
+                   help="what to measure: models, reader, predict, training (comma-separated)")
+    p.add_argument("--train_steps", type=int, default=3, help="timed training steps per variant (after one warm-up)")
     p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child is not None:
         kind = a.child[0]
-        res = child_model(a.child[1], a.child[2], int(a.child[3]), int(a.child[4])) if kind == "model" \
-            else child_reader(int(a.child[1]), int(a.child[2]))
+        if kind == "train":
+            res = child_train(a.child[1], a.child[2], int(a.child[3]))
+            if int(os.environ.get("PADDLE_TRAINER_ID", "0")) != 0:
+                return 0
+        elif kind == "model":
+            res = child_model(a.child[1], a.child[2], int(a.child[3]), int(a.child[4]))
+        else:
+            res = child_reader(int(a.child[1]), int(a.child[2]))
         res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         res["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
         print("RESULT " + json.dumps(res))
@@ -144,28 +223,37 @@ def main():
 
     results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                            "python": platform.python_version(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
-               "models": {}, "reader": {}}
+               "models": {}, "reader": {}, "training": {}}
     try:  # not `import paddle` here: it would pin OMP_NUM_THREADS=1 for every child process
         from importlib.metadata import version
         results["machine"]["paddle"] = version("paddlepaddle")
     except Exception:
         pass
+    sections = a.sections.split(",")
     names = a.only.split(",") if a.only else list(MODELS)
     unknown = [n for n in names if n not in MODELS]
     if unknown:
         p.error("unknown model(s) {}; choose from {}".format(", ".join(unknown), ", ".join(MODELS)))
-    for name in names:
+    for name in (names if "models" in sections else []):
         for backend in a.backends.split(","):
             if a.quick and name.startswith(("stnet", "slowfast", "i3d")) and backend == "dygraph":
                 continue
             r = run_child(["model", name, backend, a.repeat, a.threads])
             results["models"]["{} / {}".format(name, backend)] = r
             print("{:<42} {}".format(name + " / " + backend, r), flush=True)
-    for workers in ((0, 1) if a.quick else (0, 1, 2)):
+    for workers in ((0, 1) if a.quick else (0, 1, 2)) if "reader" in sections else ():
         r = run_child(["reader", workers, 10])
         results["reader"]["{} workers".format(workers)] = r
         print("reader {} workers: {}".format(workers, r), flush=True)
-    results["predict_e2e_tsm_r50"] = predict_e2e(a.threads)
+    if "predict" in sections:
+        results["predict_e2e_tsm_r50"] = predict_e2e(a.threads)
+    for name in (TRAIN_MODELS if "training" in sections else ()):
+        if a.quick and name != "tsm_demo_small":
+            continue
+        for variant in TRAIN_VARIANTS:
+            r = run_train(name, variant, a.train_steps)
+            results["training"].setdefault(name, {})[variant] = r
+            print("training {:<16} {:<15} {}".format(name, variant, r), flush=True)
     for backend in ("paddle-inference", "onnxruntime"):
         base = results["models"].get("resnet50_8x224 / " + backend, {}).get("seconds_per_clip")
         tsm = results["models"].get("tsm_r50_8x224 / " + backend, {}).get("seconds_per_clip")
@@ -180,8 +268,14 @@ def main():
                                             r.get("peak_rss_mb")))
     for k, r in results["reader"].items():
         print("| reader, {} | {} clips/s | | {} |".format(k, r.get("clips_per_s", r.get("error")), r.get("peak_rss_mb")))
-    for k, r in results["predict_e2e_tsm_r50"].items():
+    for k, r in results.get("predict_e2e_tsm_r50", {}).items():
         print("| predict.py TSM-R50, {} | {} s wall | | |".format(k, r["seconds"]))
+    if results["training"]:
+        print("\n| training | variant | s/step | clips/s |\n|---|---|---|---|")
+        for name, variants in results["training"].items():
+            for v, r in variants.items():
+                print("| {} | {} | {} | {} |".format(name, v, r.get("seconds_per_step", r.get("error")),
+                                                    r.get("clips_per_s")))
     print("\nwritten to {}".format(a.out))
     return 0
 

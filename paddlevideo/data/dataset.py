@@ -199,29 +199,53 @@ def unpack_batch(batch):
 class EpochBatchSampler(paddle.io.Sampler):
     """Batches of ``(epoch, index)``; shuffled by ``seed`` and ``epoch`` when ``shuffle``.
 
-    ``len()`` is the full epoch; with ``start_batch`` = k the first k batches are not yielded."""
+    Data parallel (``world`` > 1): like ``paddle.io.DistributedBatchSampler``, the epoch's order is
+    shared by all ranks and rank r takes positions ``r, r + world, ...`` — in training (``pad``) the order
+    is first padded with its own head to a multiple of ``world`` so that every rank has as many batches;
+    in evaluation (no padding) every item is taken by exactly one rank.  The order comes from the run's
+    seed and the epoch, so a resumed run repeats it.  ``group`` > 1 keeps runs of ``group`` consecutive
+    items (a video's test clips) on one rank.
 
-    def __init__(self, n, batch_size, shuffle, drop_last, seed=0):
+    ``len()`` is the rank's full epoch; with ``start_batch`` = k the first k batches are not yielded."""
+
+    def __init__(self, n, batch_size, shuffle, drop_last, seed=0, rank=0, world=1, pad=True, group=1):
         self.n, self.batch_size, self.shuffle, self.drop_last, self.seed = n, batch_size, shuffle, drop_last, seed
+        self.rank, self.world, self.pad, self.group = rank, world, pad, group
         self.epoch = 0
         self.start_batch = 0   # skip the batches a resumed run already trained on
 
+    def indices(self):
+        """This rank's items of the current epoch, in order."""
+        units = self.n // self.group
+        order = (np.random.default_rng([self.seed, self.epoch]).permutation(units)
+                 if self.shuffle else np.arange(units))
+        if self.world > 1:
+            if self.pad and len(order) % self.world:
+                order = np.concatenate([order, order[:self.world - len(order) % self.world]])
+            order = order[self.rank::self.world]
+        if self.group > 1:
+            order = (order[:, None] * self.group + np.arange(self.group)[None]).reshape(-1)
+        return order
+
     def __iter__(self):
-        order = (np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
-                 if self.shuffle else np.arange(self.n))
-        for k in range(self.start_batch * self.batch_size, self.n, self.batch_size):
+        order = self.indices()
+        for k in range(self.start_batch * self.batch_size, len(order), self.batch_size):
             batch = order[k:k + self.batch_size]
             if self.drop_last and len(batch) < self.batch_size:
                 break
             yield [(self.epoch, int(i)) for i in batch]
 
     def __len__(self):
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        n = len(self.indices())
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
 
-def build_loader(dataset, batch_size, shuffle=False, drop_last=False, num_workers=0, seed=0):
-    """A ``paddle.io.DataLoader`` over ``dataset``; set ``loader.batch_sampler.epoch`` per epoch."""
-    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, drop_last, seed)
+def build_loader(dataset, batch_size, shuffle=False, drop_last=False, num_workers=0, seed=0, rank=0, world=1,
+                 pad=True):
+    """A ``paddle.io.DataLoader`` over ``dataset`` (rank ``rank``'s shard when ``world`` > 1, see
+    :class:`EpochBatchSampler`); set ``loader.batch_sampler.epoch`` per epoch."""
+    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, drop_last, seed, rank, world, pad,
+                                getattr(dataset, "clips_per_video", 1))
     workers = max(0, min(num_workers, os.cpu_count() or 1))
     return paddle.io.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                                 num_workers=workers, return_list=True)

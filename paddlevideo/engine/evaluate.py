@@ -59,6 +59,28 @@ def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0
     }
 
 
+def merge_results(parts):
+    """One summary from :func:`run_eval` summaries of disjoint shards (data-parallel validation):
+    counts and the confusion matrix add up, the means are re-weighted by the videos evaluated."""
+    if len(parts) == 1:
+        return parts[0]
+    n = sum(p["num_evaluated"] for p in parts)
+    cms = [np.asarray(p["confusion"]) for p in parts if p["confusion"] is not None]
+    confusion = sum(cms) if cms else None
+
+    def mean(key):
+        return sum(p[key] * p["num_evaluated"] for p in parts if p["num_evaluated"]) / n if n else None
+    rows = per_class(confusion)
+    return {
+        "loss": mean("loss"), "top1_acc": mean("top1_acc"), "top5_acc": mean("top5_acc"),
+        "num_videos": parts[0]["num_videos"], "num_evaluated": n,
+        "num_skipped": sum(p["num_skipped"] for p in parts), "skipped": [s for p in parts for s in p["skipped"]],
+        "confusion": confusion.tolist() if confusion is not None else None, "per_class": rows,
+        "mean_class_acc": float(np.mean([r["top1"] for r in rows])) if rows else None,
+        "predictions": sorted((x for p in parts for x in p.get("predictions", [])), key=lambda x: x["index"]),
+    }
+
+
 def per_class(confusion):
     """``[{"index", "count", "top1"}]`` for every class with at least one evaluated video."""
     if confusion is None:

@@ -6,6 +6,7 @@ order, every clip's sampling/crop/flip and the dropout masks derive from ``(seed
 resumed run therefore repeats exactly what the uninterrupted run would have done.
 """
 import base64
+import contextlib
 import json
 import os
 import pickle
@@ -25,11 +26,12 @@ from ..data import VideoDataset, build_loader, parse_list, unpack_batch
 from ..errors import UserError
 from ..models import build_model
 from ..weights import load_weights
-from .backends import dygraph_runner
+from . import parallel
+from .backends import dygraph_runner, input_shape
 from .checkpoint import find_latest, read_resume, remove_stale_temporaries, resume_point, save_checkpoint
 from .common import log, set_device, topk_correct, videos_per_batch, warn
 from .curves import VisualDLWriter, plot_curves, read_jsonl
-from .evaluate import run_eval
+from .evaluate import merge_results, run_eval
 
 
 def build_optimizer(m, model, steps_per_epoch):
@@ -98,11 +100,25 @@ def _decode_rng(text):
     return pickle.loads(base64.b64decode(text))
 
 
-def _save_interrupted(save_dir, model_name, model, opt, seed, m, epoch, next_batch, step):
+class _NoStop:
+    """Data parallel: no interrupted checkpoint (a rank cannot finish a step alone); SIGTERM/Ctrl-C stop
+    the processes and ``--resume auto`` continues from the last epoch checkpoint."""
+    requested = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _save_interrupted(save_dir, model_name, model, opt, seed, m, epoch, next_batch, step, amp=None):
     """Save where a stopped run continues (mid-epoch, with the RNG state) and exit 130."""
     state = {"epoch": epoch - 1, "next_epoch": epoch, "next_batch": next_batch, "step": step,
              "lr": opt.get_lr(), "seed": seed, "rng": _encode_rng(paddle.get_rng_state()),
              "model": model_name, "num_classes": m.num_classes}
+    if amp is not None and amp.state() is not None:
+        state["amp_scaler"] = amp.state()
     base = save_checkpoint(save_dir, "{}_interrupted".format(model_name), model, opt, state)
     log("[TRAIN] interrupted in epoch {} after batch {}; saved {}.pdparams — continue with --resume auto"
         .format(epoch, next_batch, base))
@@ -149,15 +165,84 @@ def _epoch_seed(seed, epoch):
     return (seed * 1000003 + epoch * 7919 + 17) % (2 ** 31)
 
 
+def freeze_batchnorm(model, mode):
+    """``MODEL.freeze_bn``: ``all`` / ``all_but_first`` (TSN/TSM's partial BN) BatchNorm layers use their
+    running statistics in training and their scale/shift stay fixed; ``none`` leaves them.  Call after
+    every ``model.train()`` (which switches them back).  Returns the frozen layers."""
+    if mode == "none":
+        return []
+    bns = [l for l in model.sublayers() if isinstance(l, (paddle.nn.layer.norm._BatchNormBase, paddle.nn.BatchNorm))]
+    frozen = bns[1:] if mode == "all_but_first" else bns
+    for layer in frozen:
+        layer.eval()
+        for p in layer.parameters():
+            p.stop_gradient = True
+    return frozen
+
+
+class _Amp:
+    """``TRAIN.amp: O1 | O2`` — ``paddle.amp.auto_cast`` with a ``GradScaler`` (its state is saved in the
+    checkpoint's state file and restored on resume); GPU only."""
+
+    def __init__(self, level, use_gpu):
+        self.level = level
+        self.scaler = None
+        if not level:
+            return
+        if not use_gpu:
+            raise UserError("TRAIN.amp {} needs a GPU (float16 autocast + loss scaling); on this CPU bf16 autocast "
+                            "made a training step slower (README: Measured here), so set TRAIN.amp: null".format(level))
+        self.scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15)
+
+    def prepare(self, model, opt):
+        """O2 casts the model to float16 with float32 master weights; returns ``(model, opt)``."""
+        if self.level == "O2":
+            return paddle.amp.decorate(models=model, optimizers=opt, level="O2")
+        return model, opt
+
+    def autocast(self):
+        import contextlib
+        return paddle.amp.auto_cast(level=self.level) if self.level else contextlib.nullcontext()
+
+    def backward(self, loss):
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+
+    def step(self, opt):
+        if self.scaler:
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            opt.step()
+
+    def state(self):
+        if not self.scaler:
+            return None
+        return {k: (np.asarray(v).tolist() if hasattr(v, "shape") or hasattr(v, "numpy") else v)
+                for k, v in self.scaler.state_dict().items()}
+
+    def load(self, state):
+        if self.scaler and state:
+            self.scaler.load_state_dict({k: (np.asarray(v, np.float32) if isinstance(v, list) else v)
+                                         for k, v in state.items()})
+
+
 def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None, valid_interval=1,
           log_interval=10, fix_random_seed=False, skip_bad_lines=False, cache_dir=None, vdl_dir=None):
     """``train.py``: train ``cfg`` and write checkpoints to ``save_dir``; return per-epoch summaries.
 
     Also written to ``save_dir``: ``NAME_log.jsonl`` (:class:`JsonLog`) and ``NAME_curves.png`` (redrawn
-    after every epoch); with ``vdl_dir`` the same scalars for VisualDL."""
+    after every epoch); with ``vdl_dir`` the same scalars for VisualDL.  Under
+    ``paddle.distributed.launch`` every process trains on its shard with gradients averaged over ranks,
+    validation is gathered over ranks, and rank 0 alone writes files and logs (see :mod:`.parallel`)."""
     m = cfg.mode("train")
     set_device(m.use_gpu)
-    vdl = VisualDLWriter(vdl_dir) if vdl_dir else None        # fails now if VisualDL is missing
+    world, rank = parallel.world_and_rank()
+    main = rank == 0
+    say = log if main else (lambda msg: None)
+    vdl = VisualDLWriter(vdl_dir) if vdl_dir and main else None        # fails now if VisualDL is missing
+    if m.sync_bn and not (m.use_gpu and world > 1):
+        raise UserError("MODEL.sync_bn synchronises BatchNorm statistics across GPUs: it needs --use_gpu True and "
+                        "more than one process (paddle.distributed.launch); set MODEL.sync_bn: false")
     fix_random_seed = fix_random_seed or m.fix_random_seed
     items = parse_list(m.filelist, m.num_classes, m.format, need_label=True, skip_bad=skip_bad_lines,
                        root=m.data_root)
@@ -169,147 +254,198 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
                                      root=vm.data_root)
         except UserError as e:
             raise UserError("{} (validation list; --valid_interval 0 trains without validation)".format(e))
-    if len(items) < m.batch_size:
-        raise UserError("the training list {} has {} videos, fewer than TRAIN.batch_size={}; lower "
-                        "--batch_size".format(m.filelist, len(items), m.batch_size))
+    if len(items) < m.batch_size * world:
+        raise UserError("the training list {} has {} videos, fewer than TRAIN.batch_size={} x {} processes; lower "
+                        "--batch_size".format(m.filelist, len(items), m.batch_size, world))
 
     os.makedirs(save_dir, exist_ok=True)           # fail now, not after the first epoch
+    world, rank = parallel.init()
     # resume / pretrain
-    remove_stale_temporaries(save_dir, model_name)
+    if main:
+        remove_stale_temporaries(save_dir, model_name)
+    parallel.barrier(world)
     start_epoch, step, state, opt_path = 0, 0, None, None
     if resume == "auto":
         base = find_latest(save_dir, model_name)
         if base is None:
-            log("[TRAIN] --resume auto: no checkpoint of {} in {}, starting from scratch".format(model_name, save_dir))
+            say("[TRAIN] --resume auto: no checkpoint of {} in {}, starting from scratch".format(model_name, save_dir))
             resume = None
         else:
             resume = base + ".pdparams"
     if resume:
         params_path, opt_path, state = read_resume(download.resolve(resume, cache_dir))
     seed = state["seed"] if state else (m.seed if fix_random_seed else random.randrange(2 ** 31))
+    seed = parallel.gather(seed, world)[0]                  # rank 0's seed for every rank
     if fix_random_seed and m.use_gpu:
         os.environ.setdefault("FLAGS_cudnn_deterministic", "1")  # read when the CUDA context starts
     paddle.seed(seed)
     np.random.seed(seed % (2 ** 32))
     random.seed(seed)
-    model = build_model(cfg)
-    steps_per_epoch = len(items) // m.batch_size
-    opt, sched = build_optimizer(m, model, steps_per_epoch)
+    net = build_model(cfg)                                  # the model itself (checkpoints hold its state)
+    train_ds = VideoDataset(items, m, seed=seed)
+    loader = build_loader(train_ds, m.batch_size, shuffle=True, drop_last=True,
+                          num_workers=m.num_reader_threads, seed=seed, rank=rank, world=world)
+    accumulate = m.accumulate_steps
+    steps_per_epoch = -(-len(loader) // accumulate)         # a last partial accumulation also steps
+    opt, sched = build_optimizer(m, net, steps_per_epoch)
 
     start_batch, rng_state = 0, None
+    amp_state = None
     if state:
-        load_weights(model, params_path)
+        load_weights(net, params_path)
         opt.set_state_dict(paddle.load(opt_path))
         (start_epoch, start_batch), step = resume_point(state), state["step"]
         rng_state = state.get("rng")
-        log("[TRAIN] resumed {} at epoch {}{} (lr {:.6g})".format(
+        amp_state = state.get("amp_scaler")
+        say("[TRAIN] resumed {} at epoch {}{} (lr {:.6g})".format(
             params_path, start_epoch, ", batch {}".format(start_batch) if start_batch else "", opt.get_lr()))
     elif resume:
-        skipped = load_weights(model, params_path, allow_classifier_mismatch=True)
-        log("[TRAIN] {} holds parameters only: fine-tuning from it at epoch 0 with a fresh optimizer{}".format(
+        skipped = load_weights(net, params_path, allow_classifier_mismatch=True)
+        say("[TRAIN] {} holds parameters only: fine-tuning from it at epoch 0 with a fresh optimizer{}".format(
             params_path, " (classifier re-initialised)" if skipped else ""))
     else:
         pre = pretrain if pretrain is not None else m.pretrain
         if pre and pre.lower() != "none":
             pre = download.resolve(pre, cache_dir, m.pretrain_md5 if pretrain is None else None)
-            skipped = load_weights(model, pre, allow_classifier_mismatch=True)
-            log("[TRAIN] initialised from {}{}".format(pre, " (classifier re-initialised)" if skipped else ""))
+            skipped = load_weights(net, pre, allow_classifier_mismatch=True)
+            say("[TRAIN] initialised from {}{}".format(pre, " (classifier re-initialised)" if skipped else ""))
         else:
-            log("[TRAIN] training from scratch (no pretrained weights)")
+            say("[TRAIN] training from scratch (no pretrained weights)")
+    if m.sync_bn:
+        net = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    amp = _Amp(m.amp, m.use_gpu)
+    net, opt = amp.prepare(net, opt)
+    amp.load(amp_state)
+    model = parallel.wrap(net, world)
 
-    train_ds = VideoDataset(items, m, seed=seed)
-    loader = build_loader(train_ds, m.batch_size, shuffle=True, drop_last=True,
-                          num_workers=m.num_reader_threads, seed=seed)
     valid_loader = None
     if valid_items:
         valid_ds = VideoDataset(valid_items, vm)
-        valid_loader = build_loader(valid_ds, videos_per_batch(vm), num_workers=vm.num_reader_threads)
+        valid_loader = build_loader(valid_ds, videos_per_batch(vm), num_workers=vm.num_reader_threads,
+                                    rank=rank, world=world, pad=False)
 
-    log("[TRAIN] {}: {} videos, batch {} per process, {} steps/epoch, epochs {}..{}, seed {}".format(
-        model_name, len(items), m.batch_size, len(loader), start_epoch, m.epoch - 1, seed))
-    stop = _StopRequest()
+    say("[TRAIN] {}: {} videos, batch {} per process x {} process{} = global batch {}{}, {} steps/epoch, "
+        "epochs {}..{}, seed {}".format(
+            model_name, len(items), m.batch_size, world, "es" if world > 1 else "", m.batch_size * world * accumulate,
+            " ({} accumulated batches per step)".format(accumulate) if accumulate > 1 else "",
+            steps_per_epoch, start_epoch, m.epoch - 1, seed))
+    stop = _StopRequest() if world == 1 else _NoStop()
     history = []
-    jsonl = JsonLog(os.path.join(save_dir, "{}_log.jsonl".format(model_name)), vdl)
+    jsonl = JsonLog(os.path.join(save_dir, "{}_log.jsonl".format(model_name)), vdl) if main else None
     curves = os.path.join(save_dir, "{}_curves.png".format(model_name))
+    trace = os.environ.get("PADDLEVIDEO_SAMPLE_TRACE")    # debugging/tests: which items each rank trained on
+    zero_input = [1] + input_shape(m)
     with stop:
         for epoch in range(start_epoch, m.epoch):
             first = start_batch if epoch == start_epoch else 0
             if first and rng_state is not None:
                 paddle.set_rng_state(_decode_rng(rng_state))     # continue the interrupted epoch exactly
             else:
-                paddle.seed(_epoch_seed(seed, epoch))
+                paddle.seed(_epoch_seed(seed, epoch) + rank)
             loader.batch_sampler.epoch, loader.batch_sampler.start_batch = epoch, first
             model.train()
+            freeze_batchnorm(net, m.freeze_bn)
             t0, n, loss_sum, c1, c5, skipped, done = time.time(), 0, 0.0, 0, 0, 0, first
+            pending = False                               # gradients accumulated since the last step
             window = _Window()
-            bar = tqdm(loader, desc="epoch {}".format(epoch), leave=False, mininterval=2, initial=first)
+            bar = tqdm(loader, desc="epoch {}".format(epoch), leave=False, mininterval=2, initial=first,
+                       disable=not main)
             try:
                 for it, batch in enumerate(bar, start=first):
-                    clips, y, _, failed = unpack_batch(batch)
+                    clips, y, idx, failed = unpack_batch(batch)
                     skipped += len(failed)
                     for i in failed:
                         warn("epoch {}: skipped unreadable video {}".format(epoch, items[int(i)][0]))
+                    if trace:
+                        with open("{}.rank{}".format(trace, rank), "a") as f:
+                            f.write(json.dumps({"epoch": epoch, "iter": it, "items": [int(i) for i in idx] +
+                                                [int(i) for i in failed]}) + "\n")
+                    last = (it + 1) % accumulate == 0 or it + 1 == len(loader)
+                    sync = contextlib.nullcontext() if last or world == 1 else model.no_sync()
+                    with sync:
+                        if clips is not None:
+                            with amp.autocast():
+                                logits = model(clips)
+                                loss = F.cross_entropy(logits, paddle.to_tensor(y))
+                            amp.backward(loss / accumulate)
+                            pending = True
+                        elif world > 1:          # keep the ranks' gradient exchange in step: a zero contribution
+                            with amp.autocast():
+                                dummy = model(paddle.zeros(zero_input, "float32")).sum() * 0.0
+                            amp.backward(dummy)
+                            pending = True
+                    if last:
+                        if pending:
+                            amp.step(opt)
+                            opt.clear_grad()
+                            step += 1
+                        pending = False
+                        sched.step()
                     if clips is not None:
-                        logits = model(clips)
-                        loss = F.cross_entropy(logits, paddle.to_tensor(y))
-                        loss.backward()
-                        opt.step()
-                        opt.clear_grad()
-                        step += 1
-                        lv, lg = float(loss), logits.numpy()
+                        lv, lg = float(loss), logits.astype("float32").numpy()
                         b = len(y)
                         n += b
                         loss_sum += lv * b
                         a1, a5 = topk_correct(lg, y, 1), topk_correct(lg, y, 5)
                         c1, c5 = c1 + a1, c5 + a5
                         window.add(lv, a1, b)
-                        if log_interval and (it + 1) % log_interval == 0:
+                        if main and log_interval and (it + 1) % log_interval == 0:
                             jsonl.write(dict(window.flush(), type="iter", epoch=epoch, iter=it, step=step,
                                              lr=opt.get_lr()))
-                        if log_interval and it % log_interval == 0:
+                        if main and log_interval and it % log_interval == 0:
                             tqdm.write("[TRAIN] Epoch {}, iter {} \tLoss: {:.6f},\ttop1_acc: {:.4f}, \ttop5_acc: {:.4f}"
                                        .format(epoch, it, lv, a1 / b, a5 / b))
-                    sched.step()
                     done = it + 1
-                    if stop.requested:
-                        _save_interrupted(save_dir, model_name, model, opt, seed, m, epoch, done, step)
+                    if stop.requested and last:
+                        _save_interrupted(save_dir, model_name, net, opt, seed, m, epoch, done, step, amp)
             except Exception:
                 if not stop.requested:   # workers also get Ctrl-C and may die first
                     raise
-                _save_interrupted(save_dir, model_name, model, opt, seed, m, epoch, done, step)
+                _save_interrupted(save_dir, model_name, net, opt, seed, m, epoch, done, step, amp)
             bar.close()
             lr = opt.get_lr()
-            summary = {"epoch": epoch, "loss": loss_sum / max(n, 1), "top1_acc": c1 / max(n, 1),
-                       "top5_acc": c5 / max(n, 1), "skipped": skipped}
-            log("[TRAIN] Epoch {} finished\tavg_loss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f},\tlr: {:.6g},"
+            totals = parallel.gather([n, loss_sum, c1, c5, skipped], world)   # the epoch over every rank
+            n_all, loss_all, c1_all, c5_all, skipped_all = [sum(t[k] for t in totals) for k in range(5)]
+            summary = {"epoch": epoch, "loss": loss_all / max(n_all, 1), "top1_acc": c1_all / max(n_all, 1),
+                       "top5_acc": c5_all / max(n_all, 1), "skipped": skipped_all}
+            say("[TRAIN] Epoch {} finished\tavg_loss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f},\tlr: {:.6g},"
                 "\ttime: {:.1f}s,\tskipped videos: {}".format(epoch, summary["loss"], summary["top1_acc"],
-                                                             summary["top5_acc"], lr, time.time() - t0, skipped))
+                                                             summary["top5_acc"], lr, time.time() - t0, skipped_all))
             state = {"epoch": epoch, "next_epoch": epoch + 1, "next_batch": 0, "step": step, "lr": lr,
-                     "next_lr": opt.get_lr(), "seed": seed, "model": model_name, "num_classes": m.num_classes}
-            base = save_checkpoint(save_dir, "{}_epoch{}".format(model_name, epoch), model, opt, state)
-            log("[TRAIN] saved {}.pdparams".format(base))
+                     "next_lr": opt.get_lr(), "seed": seed, "model": model_name, "num_classes": m.num_classes,
+                     "world_size": world}
+            if amp.state() is not None:
+                state["amp_scaler"] = amp.state()
+            if main:
+                base = save_checkpoint(save_dir, "{}_epoch{}".format(model_name, epoch), net, opt, state)
+                say("[TRAIN] saved {}.pdparams".format(base))
             if valid_loader is not None and (epoch + 1) % valid_interval == 0:
-                res = run_eval(dygraph_runner(model), valid_loader, valid_items, desc="valid", batch_size=vm.batch_size,
-                               average=vm.average, clips_per_video=valid_ds.clips_per_video)
-                res.pop("predictions")
+                part = run_eval(dygraph_runner(net), valid_loader, valid_items, desc="valid", batch_size=vm.batch_size,
+                                average=vm.average, clips_per_video=valid_ds.clips_per_video)
+                part.pop("predictions")
+                res = merge_results(parallel.gather(part, world))
                 if res["num_evaluated"]:
-                    log("[VALID] Epoch {}\tLoss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f}\t({} videos, {} skipped)"
+                    say("[VALID] Epoch {}\tLoss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f}\t({} videos, {} skipped)"
                         .format(epoch, res["loss"], res["top1_acc"], res["top5_acc"], res["num_evaluated"],
                                 res["num_skipped"]))
                 summary["valid"] = res
             history.append(summary)
             seconds = max(time.time() - t0, 1e-9)
-            jsonl.write({"type": "epoch", "epoch": epoch, "step": step, "loss": summary["loss"],
-                         "top1": summary["top1_acc"], "top5": summary["top5_acc"], "lr": lr,
-                         "seconds": round(seconds, 2), "clips_per_s": round(n / seconds, 2),
-                         "skipped": skipped, "valid_loss": summary.get("valid", {}).get("loss"),
-                         "valid_top1": summary.get("valid", {}).get("top1_acc")})
-            plot_curves({model_name: read_jsonl(jsonl.path)}, curves, "{} ({})".format(model_name, save_dir))
+            if main:
+                jsonl.write({"type": "epoch", "epoch": epoch, "step": step, "loss": summary["loss"],
+                             "top1": summary["top1_acc"], "top5": summary["top5_acc"], "lr": lr,
+                             "seconds": round(seconds, 2), "clips_per_s": round(n_all / seconds, 2),
+                             "skipped": skipped_all, "world_size": world,
+                             "valid_loss": summary.get("valid", {}).get("loss"),
+                             "valid_top1": summary.get("valid", {}).get("top1_acc")})
+                plot_curves({model_name: read_jsonl(jsonl.path)}, curves, "{} ({})".format(model_name, save_dir))
+            parallel.barrier(world)
         if start_epoch < m.epoch:
-            base = save_checkpoint(save_dir, "{}_final".format(model_name), model, opt, state)
-            log("[TRAIN] finished; final weights {}.pdparams".format(base))
+            if main:
+                base = save_checkpoint(save_dir, "{}_final".format(model_name), net, opt, state)
+                say("[TRAIN] finished; final weights {}.pdparams".format(base))
         else:
-            log("[TRAIN] nothing to do: already trained for {} epochs".format(m.epoch))
-    if jsonl.vdl is not None:
-        jsonl.vdl.close()
+            say("[TRAIN] nothing to do: already trained for {} epochs".format(m.epoch))
+    if vdl is not None:
+        vdl.close()
     return history

@@ -1,0 +1,87 @@
+"""Data-parallel training on Paddle's own engine: ``python -m paddle.distributed.launch --nproc_per_node N
+train.py ...`` (NCCL on GPUs, Gloo on CPUs, ``--ips`` for several machines; ``run.sh train ... --nproc N``
+wraps it).  The launcher sets ``PADDLE_TRAINERS_NUM`` / ``PADDLE_TRAINER_ID`` for each process; this
+module reads them, starts the process group, and gathers Python objects (validation results) over ranks.
+"""
+import os
+
+import paddle
+import paddle.distributed as dist
+
+
+def world_and_rank():
+    """``(world size, rank)`` from the launcher's environment; ``(1, 0)`` for a plain ``python train.py``."""
+    return int(os.environ.get("PADDLE_TRAINERS_NUM", "1")), int(os.environ.get("PADDLE_TRAINER_ID", "0"))
+
+
+def init():
+    """Join the process group when launched with more than one process; return ``(world, rank)``."""
+    world, rank = world_and_rank()
+    if world > 1:
+        dist.init_parallel_env()
+    return world, rank
+
+
+def gather(obj, world):
+    """Every rank's ``obj`` as a list ordered by rank (``[obj]`` when not distributed)."""
+    if world == 1:
+        return [obj]
+    out = []
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(world):
+    if world > 1:
+        dist.barrier()
+
+
+def wrap(model, world):
+    """``paddle.DataParallel(model)`` (gradients averaged over ranks in backward) when distributed."""
+    return paddle.DataParallel(model) if world > 1 else model
+
+
+def diagnose(log_dir):
+    """After a failed launch: which rank failed first, read from the launcher's ``workerlog.N`` files.
+
+    When a rank dies (killed, out of memory), its peers abort at their next gradient exchange (a Gloo/NCCL
+    timeout or a lost connection) and the launcher reports whichever process it noticed first — often a
+    survivor.  In order: a rank the others name as their lost peer ("pair_rank = N"); a rank with a Python
+    traceback (an error in the training code); a rank whose log just stops, without the abort report the
+    survivors print (killed from outside).  Returns one line for the user, or None."""
+    import glob
+    import re
+    named, python_error, silent = {}, [], []
+    for path in sorted(glob.glob(os.path.join(log_dir, "workerlog.*")), key=lambda p: int(p.rsplit(".", 1)[-1])):
+        rank = path.rsplit(".", 1)[-1]
+        try:
+            with open(path, errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        for peer in re.findall(r"pair_rank\s*=\s*(\d+)", text):
+            named[peer] = named.get(peer, 0) + 1
+        if "Traceback (most recent call last)" in text and "C++ Traceback" not in text:
+            python_error.append(rank)
+        elif not re.search(r"Aborted at|FatalError|Error Message Summary|SIGTERM|Traceback", text):
+            silent.append(rank)
+    resume = "continue from the last complete checkpoint with --resume auto"
+    if named:
+        dead = max(named, key=named.get)
+        return ("rank {} died first (its peers lost the connection to it) and the other ranks were stopped; {}. "
+                "Its log: {}".format(dead, resume, os.path.join(log_dir, "workerlog." + dead)))
+    if python_error:
+        return "rank {} failed with an error, see {}; {} once it is fixed".format(
+            python_error[0], os.path.join(log_dir, "workerlog." + python_error[0]), resume)
+    if silent:
+        return ("rank {} died first (its log stops without an error: killed from outside, e.g. SIGKILL or out of "
+                "memory) and the other ranks were stopped; {}".format(", ".join(silent), resume))
+    return None
+
+
+if __name__ == "__main__":           # python -m paddlevideo.engine.parallel diagnose LOG_DIR
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == "diagnose":
+        line = diagnose(sys.argv[2])
+        if line:
+            print("error: " + line, file=sys.stderr)
