@@ -2,7 +2,7 @@
 import os
 
 import paddlevideo  # noqa: F401  (sets the CPU thread count before paddle is imported)
-from paddlevideo.engine.cli import base_parser, config_from_args
+from paddlevideo.engine.cli import add_precision_args, base_parser, config_from_args
 from paddlevideo.errors import run_cli
 
 
@@ -11,10 +11,11 @@ def main(argv):
     p.add_argument("--weights", default=None, help="weights to export (default: MODEL.weights)")
     p.add_argument("--mode", default="infer", choices=["infer", "test"],
                    help="whose seg_num/seglen/target_size fix the input shape (default infer)")
+    add_precision_args(p)
     args = p.parse_args(argv)
     cfg = config_from_args(args, args.mode)
     from paddlevideo import build_model, load_weights
-    from paddlevideo.engine.backends import export_model, input_shape
+    from paddlevideo.engine.backends import export_model, input_shape, int8_model, to_onnx
     from paddlevideo.engine.common import resolve_weights
     w = resolve_weights(cfg, args.weights, args.cache_dir)
     model = build_model(cfg)
@@ -24,6 +25,13 @@ def main(argv):
     export_model(model, prefix, shape)
     print("[EXPORT] {} -> {}.{{json,pdiparams}} with input [None, {}] (use predict.py --exported {})".format(
         w, prefix, ", ".join(map(str, shape)), prefix))
+    m = cfg.mode(args.mode)
+    if m.precision == "int8":     # the ONNX model and its int8 version beside it (predict.py --exported P --precision int8)
+        q = int8_model(to_onnx(prefix), m, cfg.mode("valid").filelist)
+        print("[EXPORT] int8 (ONNX Runtime QDQ): {} (use predict.py --exported {} --precision int8 --calibration "
+              "<the same list>)".format(q, prefix))
+    elif m.precision == "bf16":
+        print("[EXPORT] bf16 is chosen when the model runs: predict.py --exported {} --precision bf16".format(prefix))
     return 0
 
 

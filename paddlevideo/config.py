@@ -73,6 +73,9 @@ READER_KEYS = {
     "num_clips": (int, 1),
     "num_crops": (int, 1),
     "average": (str, "prob"),
+    "precision": (str, "fp32"),
+    "calibration": ("str?", None),
+    "calibration_size": (int, 32),
 }
 TRAIN_KEYS = {
     "epoch": (int, 1),
@@ -282,7 +285,8 @@ def _key_lines(text):
 
 CHOICES = {"optimizer": ("momentum", "adamw"), "lr_schedule": ("step", "cosine"), "stem": ("imagenet", "small"),
            "sampling": ("segments", "dense"), "flow_method": ("tvl1", "farneback"), "average": ("prob", "logit"),
-           "freeze_bn": ("none", "all", "all_but_first"), "amp": (None, "O1", "O2")}
+           "freeze_bn": ("none", "all", "all_but_first"), "amp": (None, "O1", "O2"),
+           "precision": ("fp32", "bf16", "int8")}
 
 
 def validate(cfg, path):
@@ -316,6 +320,9 @@ def validate(cfg, path):
         if m["num_clips"] < 1 or m["num_crops"] not in (1, 3, 10):
             raise UserError("{}: {}.num_clips must be >= 1 and num_crops 1, 3 or 10 (got {} and {})".format(
                 path, mode.upper(), m["num_clips"], m["num_crops"]))
+        if m["precision"] not in CHOICES["precision"]:
+            raise UserError("{}: {}.precision {!r} is not supported; use one of {}".format(
+                path, mode.upper(), m["precision"], ", ".join(CHOICES["precision"])))
         if m["average"] not in CHOICES["average"]:
             raise UserError("{}: {}.average {!r} is not supported; use one of {}".format(
                 path, mode.upper(), m["average"], ", ".join(CHOICES["average"])))

@@ -43,28 +43,67 @@ MODELS = {
 }
 
 
+BACKENDS = ("dygraph", "paddle-inference", "onnxruntime", "onnxruntime-int8", "paddle-inference-bf16")
+
+
+def real_clips_list():
+    """A list file of the real test clips (int8 calibration and the agreement check of random-weight models)."""
+    import tempfile
+    d = os.path.join(ROOT, "tests", "data")
+    path = os.path.join(tempfile.mkdtemp(), "clips.list")
+    with open(path, "w") as f:
+        f.write("".join("{} 0\n".format(os.path.join(d, n)) for n in sorted(os.listdir(d)) if n.endswith((".mp4", ".avi"))))
+    return path
+
+
 def child_model(name, backend, repeat, threads):
-    """Runs in a subprocess: time one model on one backend."""
+    """Runs in a subprocess: time one model on one backend; a lower precision also reports its top-1
+    agreement with fp32 and max |delta prob| on the real test clips."""
     import numpy as np
     import paddlevideo  # noqa: F401
     from paddlevideo import build_model, load_config
+    from paddlevideo.data import VideoDataset, parse_list
     from paddlevideo.engine.backends import (SHIFT_IMPL, InferenceRunner, OnnxRunner, dygraph_runner, export_model,
-                                             input_shape, to_onnx)
+                                             input_shape, int8_model, to_onnx)
+    from paddlevideo.engine.common import softmax
     config, over, gmac = MODELS[name]
-    cfg = load_config(os.path.join(ROOT, config), over)
-    shape = input_shape(cfg.mode("infer"))
+    clips = real_clips_list()
+    cfg = load_config(os.path.join(ROOT, config), over + ["INFER.calibration={}".format(clips),
+                                                          "INFER.calibration_size=8"])
+    m = cfg.mode("infer")
+    shape = input_shape(m)
     model = build_model(cfg)
     model.eval()
     x = np.random.rand(*([1] + shape)).astype("float32")
     flops = 2 * gmac * 1e9
     t0 = time.time()
+    reference = None
     if backend == "dygraph":
         run = dygraph_runner(model)
     else:
         import tempfile
-        prefix = export_model(model, os.path.join(tempfile.mkdtemp(), "m"), shape, SHIFT_IMPL[backend])
-        run = InferenceRunner(prefix, threads) if backend == "paddle-inference" else OnnxRunner(to_onnx(prefix), threads)
+        base = backend.replace("-int8", "").replace("-bf16", "")
+        prefix = export_model(model, os.path.join(tempfile.mkdtemp(), "m"), shape, SHIFT_IMPL[base])
+        if base == "onnxruntime":
+            fp32 = to_onnx(prefix)
+            run = OnnxRunner(int8_model(fp32, m) if backend.endswith("-int8") else fp32, threads)
+            reference = OnnxRunner(fp32, threads) if backend.endswith("-int8") else None
+        else:
+            run = InferenceRunner(prefix, threads, bf16=backend.endswith("-bf16"))
+            reference = InferenceRunner(prefix, threads) if backend.endswith("-bf16") else None
     setup = time.time() - t0
+    extra = {}
+    if reference is not None:
+        items = parse_list(clips, m.num_classes, m.format)
+        ds = VideoDataset(items, m)
+        agree, diff = [], 0.0
+        for i in range(len(items)):
+            clip = ds.load(i)[0][None]
+            p, q = softmax(run(clip)), softmax(reference(clip))
+            agree.append(int(p.argmax() == q.argmax()))
+            diff = max(diff, float(np.abs(p - q).max()))
+        extra = {"top1_agreement": round(float(np.mean(agree)), 4), "max_abs_prob_diff": round(diff, 5),
+                 "agreement_clips": len(items)}
     run(x)
     times = []
     for _ in range(repeat):
@@ -72,9 +111,9 @@ def child_model(name, backend, repeat, threads):
         run(x)
         times.append(time.time() - t)
     sec = float(np.median(times))
-    return {"seconds_per_clip": round(sec, 4), "setup_seconds": round(setup, 2),
-            "gflops_per_clip": round(flops / 1e9, 1) if flops else None,
-            "gflop_per_s": round(flops / 1e9 / sec, 1) if flops else None, "shape": shape}
+    return dict({"seconds_per_clip": round(sec, 4), "setup_seconds": round(setup, 2),
+                 "gflops_per_clip": round(flops / 1e9, 1) if flops else None,
+                 "gflop_per_s": round(flops / 1e9 / sec, 1) if flops else None, "shape": shape}, **extra)
 
 
 # training models: (config, overrides, batch per process)
@@ -200,9 +239,11 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--quick", action="store_true", help="skip StNet dygraph and the reader with 2 workers")
     p.add_argument("--only", default=None, help="comma-separated model names (default all: {})".format(", ".join(MODELS)))
-    p.add_argument("--backends", default="dygraph,paddle-inference,onnxruntime", help="comma-separated backends")
-    p.add_argument("--sections", default="models,reader,predict,training",
-                   help="what to measure: models, reader, predict, training (comma-separated)")
+    p.add_argument("--backends", default=",".join(BACKENDS),
+                   help="comma-separated, from: {} (-int8/-bf16: lower precision)".format(", ".join(BACKENDS)))
+    p.add_argument("--sections", default="models,reader,predict,training,precision",
+                   help="what to measure: models, reader, predict, training, precision (the int8/bf16 accuracy "
+                        "check of scripts/quantize_check.py with the demo's TSM; comma-separated)")
     p.add_argument("--train_steps", type=int, default=3, help="timed training steps per variant (after one warm-up)")
     p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -239,7 +280,7 @@ def main():
             if a.quick and name.startswith(("stnet", "slowfast", "i3d")) and backend == "dygraph":
                 continue
             r = run_child(["model", name, backend, a.repeat, a.threads])
-            results["models"]["{} / {}".format(name, backend)] = r
+            results["models"].setdefault(name, {})[backend] = r
             print("{:<42} {}".format(name + " / " + backend, r), flush=True)
     for workers in ((0, 1) if a.quick else (0, 1, 2)) if "reader" in sections else ():
         r = run_child(["reader", workers, 10])
@@ -247,6 +288,18 @@ def main():
         print("reader {} workers: {}".format(workers, r), flush=True)
     if "predict" in sections:
         results["predict_e2e_tsm_r50"] = predict_e2e(a.threads)
+    if "precision" in sections:
+        demo_w = os.path.join(ROOT, "output", "demo", "TSM", "TSM_final.pdparams")
+        if os.path.isfile(demo_w):
+            p_ = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "quantize_check.py")],
+                                capture_output=True, text=True, cwd=ROOT)
+            try:
+                results["precision_check_demo_tsm"] = json.loads(p_.stdout)
+            except ValueError:
+                results["precision_check_demo_tsm"] = {"error": (p_.stderr.strip().splitlines() or ["failed"])[-1]}
+        else:
+            results["precision_check_demo_tsm"] = {"error": "no demo weights: run 'bash run.sh demo' first"}
+        print("precision check (demo TSM):", json.dumps(results["precision_check_demo_tsm"])[:400], flush=True)
     for name in (TRAIN_MODELS if "training" in sections else ()):
         if a.quick and name != "tsm_demo_small":
             continue
@@ -254,18 +307,25 @@ def main():
             r = run_train(name, variant, a.train_steps)
             results["training"].setdefault(name, {})[variant] = r
             print("training {:<16} {:<15} {}".format(name, variant, r), flush=True)
-    for backend in ("paddle-inference", "onnxruntime"):
-        base = results["models"].get("resnet50_8x224 / " + backend, {}).get("seconds_per_clip")
-        tsm = results["models"].get("tsm_r50_8x224 / " + backend, {}).get("seconds_per_clip")
+    for backend in BACKENDS[1:]:
+        base = results["models"].get("resnet50_8x224", {}).get(backend, {}).get("seconds_per_clip")
+        tsm = results["models"].get("tsm_r50_8x224", {}).get(backend, {}).get("seconds_per_clip")
         if base and tsm:
-            results["tsm_over_resnet50_" + backend] = round(tsm / base, 3)
+            results.setdefault("tsm_over_resnet50", {})[backend] = round(tsm / base, 3)
+    for name, per in results["models"].items():
+        for low, full in (("onnxruntime-int8", "onnxruntime"), ("paddle-inference-bf16", "paddle-inference")):
+            if per.get(low, {}).get("seconds_per_clip") and per.get(full, {}).get("seconds_per_clip"):
+                per[low]["over_fp32"] = round(per[low]["seconds_per_clip"] / per[full]["seconds_per_clip"], 3)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(results, f, indent=1)
-    print("\n| measurement | s/clip | GFLOP/s | peak RSS MB |\n|---|---|---|---|")
-    for k, r in results["models"].items():
-        print("| {} | {} | {} | {} |".format(k, r.get("seconds_per_clip", r.get("error")), r.get("gflop_per_s"),
-                                            r.get("peak_rss_mb")))
+    print("\n| model | backend | s/clip | GFLOP/s | vs fp32 | top-1 agreement | max abs dprob | peak RSS MB |\n"
+          "|---|---|---|---|---|---|---|---|")
+    for name, per in results["models"].items():
+        for k, r in per.items():
+            print("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
+                name, k, r.get("seconds_per_clip", r.get("error")), r.get("gflop_per_s"), r.get("over_fp32", ""),
+                r.get("top1_agreement", ""), r.get("max_abs_prob_diff", ""), r.get("peak_rss_mb")))
     for k, r in results["reader"].items():
         print("| reader, {} | {} clips/s | | {} |".format(k, r.get("clips_per_s", r.get("error")), r.get("peak_rss_mb")))
     for k, r in results.get("predict_e2e_tsm_r50", {}).items():

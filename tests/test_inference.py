@@ -70,3 +70,41 @@ def test_predict_backends_agree_and_export_cli(tmp_path):
                   "--video_path", clip("arm_wrestling.mp4"), "--output", tmp_path / "exp.json")
     got = json.loads((tmp_path / "exp.json").read_text())[0]["top_k"]
     np.testing.assert_allclose([t["score"] for t in got], [t["score"] for t in outs["dygraph"]], atol=1e-4)
+
+
+def test_int8_and_bf16_agree_with_fp32_on_real_clips(tmp_path, write_list):
+    """int8 (ONNX Runtime QDQ, calibrated on the real clips) and bf16 (Paddle Inference oneDNN) of a small
+    trained-from-init TSM: the same top-1 as fp32 on every real clip, probabilities within 0.1 / 0.05."""
+    paddle.seed(2)
+    opts = ["-o", "MODEL.num_classes=5", "-o", "MODEL.seg_num=4", "-o", "INFER.short_size=72",
+            "-o", "INFER.target_size=64"]
+    model = build_model(load_config(TSM_SMALL, [o for o in opts if o != "-o"]))
+    w = str(tmp_path / "w.pdparams")
+    paddle.save(model.state_dict(), w)
+    clips = [clip(n) for n in ("arm_wrestling.mp4", "eivideo_example.mp4", "mmaction2_test.mp4",
+                               "mmaction2_test.avi", "paddlevideo_example.avi")]
+    lst = write_list(clips)
+    out = {}
+    for precision in ("fp32", "int8", "bf16"):
+        p = run_cli("predict.py", "--config", TSM_SMALL, *opts, "--weights", w, "--filelist", lst, "--precision",
+                    precision, "--calibration", lst, "--cache_dir", tmp_path / "cache", "--infer_topk", 5,
+                    "--output", tmp_path / (precision + ".json"))
+        out[precision] = {r["video"]: {t["label"]: t["score"] for t in r["top_k"]}
+                          for r in json.loads((tmp_path / (precision + ".json")).read_text())}
+    assert len(out["fp32"]) == 5
+    for precision, tol in (("int8", 0.1), ("bf16", 0.05)):
+        for v, probs in out["fp32"].items():
+            low = out[precision][v]
+            assert max(low, key=low.get) == max(probs, key=probs.get), (precision, v)
+            assert max(abs(low[k] - probs[k]) for k in probs) < tol, (precision, v, low, probs)
+    # the quantized model is cached beside the export, keyed by the calibration list
+    assert any(".int8-" in f for _, _, fs in os.walk(tmp_path / "cache") for f in fs)
+    for precision, backend, word in (("int8", "paddle-inference", "--backend onnxruntime"),
+                                     ("bf16", "onnxruntime", "--backend paddle-inference"),
+                                     ("int8", "dygraph", "--backend onnxruntime")):
+        bad = run_cli("predict.py", "--config", TSM_SMALL, *opts, "--weights", w, "--video_path", clips[0],
+                      "--precision", precision, "--backend", backend, check=False)
+        assert bad.returncode == 2 and word in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    nocal = run_cli("predict.py", "--config", TSM_SMALL, *opts, "-o", "VALID.filelist=null", "--weights", w,
+                    "--video_path", clips[0], "--precision", "int8", "--cache_dir", tmp_path / "c2", check=False)
+    assert nocal.returncode == 2 and "--calibration LIST" in nocal.stderr, nocal.stderr

@@ -75,9 +75,10 @@ def model_file(prefix):
 
 
 class InferenceRunner:
-    """An exported model run by ``paddle.inference`` (oneDNN, ``threads`` CPU threads, or GPU)."""
+    """An exported model run by ``paddle.inference`` (oneDNN, ``threads`` CPU threads, or GPU;
+    ``bf16``: oneDNN bfloat16 kernels on CPUs that have them)."""
 
-    def __init__(self, prefix, threads=None, use_gpu=False):
+    def __init__(self, prefix, threads=None, use_gpu=False, bf16=False):
         from paddle import inference
         config = inference.Config(model_file(prefix), prefix + ".pdiparams")
         if use_gpu:
@@ -85,6 +86,8 @@ class InferenceRunner:
         else:
             config.disable_gpu()
             config.enable_mkldnn()
+            if bf16:
+                config.enable_mkldnn_bfloat16()
             config.set_cpu_math_library_num_threads(threads or os.cpu_count() or 1)
         config.disable_glog_info()
         self.predictor = inference.create_predictor(config)
@@ -173,6 +176,15 @@ def make_runner(cfg, mode, weights, backend="auto", cpu_threads=None, cache_dir=
     m = cfg.mode(mode)
     if backend not in BACKENDS:
         raise UserError("--backend {!r}: use one of {}".format(backend, ", ".join(BACKENDS)))
+    precision = m.precision
+    if precision != "fp32":
+        want = {"int8": "onnxruntime", "bf16": "paddle-inference"}[precision]
+        if backend == "auto":
+            backend = want
+        if backend != want:
+            raise UserError("--precision {} runs on --backend {} here ({}); pass --backend {} or --backend auto".format(
+                precision, want, "ONNX Runtime's int8 QDQ kernels" if precision == "int8"
+                else "oneDNN bfloat16; ONNX Runtime's CPU provider has no bf16 convolutions", want))
     if backend == "auto":
         if m.use_gpu:
             backend = "dygraph" if not exported else "paddle-inference"
@@ -208,5 +220,26 @@ def make_runner(cfg, mode, weights, backend="auto", cpu_threads=None, cache_dir=
             print("[export] {} exported for {} in {:.1f}s (cached in {})".format(
                 cfg.MODEL.name, backend, time.time() - t0, d), file=sys.stderr)
     if backend == "onnxruntime":
-        return OnnxRunner(to_onnx(prefix), cpu_threads), "onnxruntime"
+        onnx_path = to_onnx(prefix)
+        if precision == "int8":
+            return OnnxRunner(int8_model(onnx_path, m, cfg.mode("valid").filelist), cpu_threads), "onnxruntime-int8"
+        return OnnxRunner(onnx_path, cpu_threads), "onnxruntime"
+    if precision == "bf16":
+        return InferenceRunner(prefix, cpu_threads, m.use_gpu, bf16=True), "paddle-inference-bf16"
     return InferenceRunner(prefix, cpu_threads, m.use_gpu), "paddle-inference"
+
+
+def int8_model(onnx_path, m, default_list=None):
+    """The int8 version of ``onnx_path`` calibrated on ``m.calibration`` (else ``default_list``), cached
+    beside it and keyed by the list's content and the number of clips."""
+    from .quantize import calibration_clips, calibration_key, quantize_int8
+    lst = m.calibration or default_list
+    if not lst:
+        raise UserError("--precision int8 needs calibration clips: pass --calibration LIST (a few dozen clips of "
+                        "your data; the config's VALID.filelist is used when it exists)")
+    if not os.path.isfile(lst):
+        raise UserError("calibration list {} not found (--calibration / VALID.filelist)".format(lst))
+    out = "{}.int8-{}.onnx".format(onnx_path[:-len(".onnx")], calibration_key(lst, m.calibration_size))
+    if not os.path.exists(out):
+        quantize_int8(onnx_path, out, calibration_clips(m, lst, m.calibration_size))
+    return out

@@ -44,6 +44,16 @@ def add_backend_args(p):
                    help="auto: onnxruntime on CPU (else Paddle Inference + oneDNN), the dynamic graph on GPU")
     p.add_argument("--cpu_threads", type=int, default=None, help="CPU threads of the fast backends (default: all cores)")
     p.add_argument("--exported", default=None, help="prefix of a model written by 'run.sh export' (skips --weights)")
+    add_precision_args(p)
+
+
+def add_precision_args(p):
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "int8"],
+                   help="fp32 (default); int8: post-training static quantization run by onnxruntime (needs "
+                        "--calibration); bf16: Paddle Inference with oneDNN bfloat16")
+    p.add_argument("--calibration", default=None, metavar="LIST",
+                   help="int8: clips whose activations set the quantization ranges (default: VALID.filelist)")
+    p.add_argument("--calibration_size", type=int, default=None, help="int8: clips used from --calibration (default 32)")
 
 
 def config_from_args(args, mode):
@@ -60,6 +70,10 @@ def config_from_args(args, mode):
     if args.use_gpu is not None:
         for s in ("TRAIN", "VALID", "TEST", "INFER"):
             cfg.set(s + ".use_gpu", args.use_gpu, "--use_gpu")
+    for flag in ("precision", "calibration", "calibration_size"):
+        if getattr(args, flag, None) is not None:
+            for s in ("TEST", "INFER"):
+                cfg.set("{}.{}".format(s, flag), getattr(args, flag), "--" + flag)
     for flag, key in (("learning_rate", "learning_rate"), ("epoch", "epoch")):
         if getattr(args, flag, None) is not None:
             cfg.set("TRAIN." + key, getattr(args, flag), "--" + flag)
