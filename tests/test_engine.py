@@ -146,3 +146,15 @@ def test_user_mistakes_are_one_line(work):
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     assert "TSM_final.pdparams" in p.stderr and "--weights" in p.stderr and str(work / "cache") in p.stderr
     assert not os.listdir(work / "cache")            # nothing partial left behind
+
+
+def test_a_new_run_starts_a_new_log(work, full_run, tmp_path):
+    import shutil
+    save = tmp_path / "again"
+    shutil.copytree(work / "full", save)
+    old = (save / "TSM_log.jsonl").read_text()
+    out = train(work, save, "--epoch", 1)
+    assert "previous run's log moved" in out.stdout
+    assert (save / "TSM_log.jsonl.old").read_text() == old
+    steps = [json.loads(line)["step"] for line in (save / "TSM_log.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and json.loads((save / "TSM_log.jsonl").read_text().splitlines()[-1])["epoch"] == 0

@@ -142,7 +142,8 @@ class _Window:
 
 
 class JsonLog:
-    """``save_dir/NAME_log.jsonl``: one JSON object per line, appended (a resumed run continues it).
+    """``save_dir/NAME_log.jsonl``: one JSON object per line, appended (a resumed run continues it; a new
+    run in the same folder first moves an old log to ``NAME_log.jsonl.old``).
 
     Lines: ``{"type": "iter", epoch, iter, step, loss, top1, lr, clips_per_s}`` every
     ``log_interval`` batches (means over those batches) and ``{"type": "epoch", epoch, step, loss,
@@ -331,7 +332,11 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
             steps_per_epoch, start_epoch, m.epoch - 1, seed))
     stop = _StopRequest() if world == 1 else _NoStop()
     history = []
-    jsonl = JsonLog(os.path.join(save_dir, "{}_log.jsonl".format(model_name)), vdl) if main else None
+    log_path = os.path.join(save_dir, "{}_log.jsonl".format(model_name))
+    if main and state is None and os.path.exists(log_path):   # a new run, not a resumed one: a new log
+        os.replace(log_path, log_path + ".old")
+        say("[TRAIN] the previous run's log moved to {}.old".format(log_path))
+    jsonl = JsonLog(log_path, vdl) if main else None
     curves = os.path.join(save_dir, "{}_curves.png".format(model_name))
     trace = os.environ.get("PADDLEVIDEO_SAMPLE_TRACE")    # debugging/tests: which items each rank trained on
     zero_input = [1] + input_shape(m)
