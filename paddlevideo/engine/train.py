@@ -312,6 +312,10 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
             say("[TRAIN] initialised from {}{}".format(pre, " (classifier re-initialised)" if skipped else ""))
         else:
             say("[TRAIN] training from scratch (no pretrained weights)")
+            if m.freeze_bn != "none" and main:
+                warn("MODEL.freeze_bn {} with a randomly initialised trunk keeps BatchNorm at its initial statistics "
+                     "(mean 0, variance 1), which usually makes training diverge; it is meant for fine-tuning "
+                     "pretrained weights (--pretrain)".format(m.freeze_bn))
     if m.sync_bn:
         net = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(net)
     amp = _Amp(m.amp, m.use_gpu)
