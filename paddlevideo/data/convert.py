@@ -9,12 +9,13 @@ import numpy as np
 from tqdm import tqdm
 
 from .transforms import scale_short_side
-from .video import VideoError, native_stderr_hidden, read_frames
+from .. import quiet
+from .video import VideoError, read_frames
 
 
 def video_fps(path):
     """Frames per second from the container (decord, else OpenCV); None when unknown."""
-    with native_stderr_hidden():
+    with quiet.hidden():
         try:
             import decord
             return float(decord.VideoReader(path, num_threads=1).get_avg_fps())

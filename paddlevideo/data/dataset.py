@@ -21,7 +21,7 @@ import paddle
 
 from ..errors import UserError
 from .flow import flow_from_video, read_flow_dir, read_rgb_flow
-from .sampling import dense_indices, multiview_indices, segment_indices
+from .sampling import clip_indices, multiview_indices
 from .transforms import test_views, transform_clip
 from .video import VideoError, call_with_timeout, read_frame_dir, read_frames, read_pkl
 
@@ -140,9 +140,7 @@ class VideoDataset(paddle.io.Dataset):
             if views:
                 return multiview_indices(n, cfg.num_clips, cfg.sampling, cfg.seg_num, cfg.seglen,
                                          cfg.frame_interval)[clip]
-            if cfg.sampling == "dense":
-                return dense_indices(n, cfg.seg_num * cfg.seglen, cfg.frame_interval, self.train, rng)
-            return segment_indices(n, cfg.seg_num, cfg.seglen, self.train, rng)
+            return clip_indices(n, cfg, self.train, rng)
 
         if cfg.format == "pkl":
             frames, pkl_label = call_with_timeout(lambda: read_pkl(path, choose), cfg.decode_timeout)

@@ -78,3 +78,11 @@ def multiview_indices(num_frames, num_clips, sampling, seg_num, seglen, interval
         else:
             out.append([lo + i for i in segment_indices(length, seg_num, seglen, train=False)])
     return out
+
+
+def clip_indices(num_frames, m, train=False, rng=None):
+    """One clip's indices under the settings ``m`` (``Config.mode(...)``): ``dense`` sampling (a clip of
+    ``seg_num*seglen`` frames ``frame_interval`` apart) or segments (:func:`segment_indices`)."""
+    if m.sampling == "dense":
+        return dense_indices(num_frames, m.seg_num * m.seglen, m.frame_interval, train, rng)
+    return segment_indices(num_frames, m.seg_num, m.seglen, train, rng)

@@ -19,20 +19,11 @@ class VideoError(Exception):
     """A video that cannot be opened or decoded."""
 
 
-_DECORD_QUIET = []
-
-
-def native_stderr_hidden():
-    """C-level decoder messages hidden in quiet mode (see :mod:`paddlevideo.quiet`)."""
-    return quiet.hidden((2,))
-
-
 def read_frames_decord(path, choose_indices):
     """Decode with decord.  ``choose_indices(num_frames) -> list of int`` picks the frames."""
     import decord
-    if quiet.enabled() and not _DECORD_QUIET:
+    if quiet.enabled():
         decord.logging.set_level(decord.logging.QUIET)
-        _DECORD_QUIET.append(True)
     vr = decord.VideoReader(path, num_threads=1)
     n = len(vr)
     if n < 1:
@@ -120,7 +111,7 @@ def read_frames(path, choose_indices):
     errors = []
     for reader in (read_frames_decord, read_frames_opencv):
         try:
-            with native_stderr_hidden():
+            with quiet.hidden():
                 frames = reader(path, choose_indices)
             if frames.ndim != 4 or frames.shape[-1] != 3:
                 raise VideoError("unexpected frame shape {}".format(frames.shape))

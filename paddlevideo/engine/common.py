@@ -93,18 +93,19 @@ def per_video(loader, runner, batch_size, clips_per_video=1):
     clips × crops (a video with any undecodable clip is failed).  The loader must not shuffle (a video's
     clips are consecutive samples, see :class:`~paddlevideo.data.VideoDataset`)."""
     pending = {}
+
+    def entry(i):
+        return pending.setdefault(int(i), {"label": -1, "outs": [], "seen": 0, "failed": False})
     for batch in loader:
         clips, y, idx, bad = unpack_batch(batch)
         outs = run_views(runner, clips, batch_size) if clips is not None else []
         for i, label, out in zip(idx, y, outs):
-            entry = pending.setdefault(int(i), {"label": int(label), "outs": [], "seen": 0, "failed": False})
-            entry["outs"].append(out)
-            entry["seen"] += 1
-            entry["label"] = int(label)
+            e = entry(i)
+            e["label"], e["seen"] = int(label), e["seen"] + 1
+            e["outs"].append(out)
         for i in bad:
-            entry = pending.setdefault(int(i), {"label": -1, "outs": [], "seen": 0, "failed": False})
-            entry["seen"] += 1
-            entry["failed"] = True
+            e = entry(i)
+            e["seen"], e["failed"] = e["seen"] + 1, True
         done = sorted(i for i, e in pending.items() if e["seen"] == clips_per_video)
         ok = [i for i in done if not pending[i]["failed"]]
         result = (np.array(ok, np.int64), np.array([pending[i]["label"] for i in ok], np.int64),
@@ -127,7 +128,7 @@ def combine_views(outputs, average="prob"):
     return np.log(np.maximum(softmax(outputs).mean(axis=1), 1e-30))
 
 
-def videos_per_batch(m):
-    """Samples per loader batch: ``batch_size`` views per model call, so ``batch_size // num_crops``
-    clips (at least one) when every clip brings ``num_crops`` views."""
-    return max(1, m.batch_size // (m.num_crops if m.num_clips * m.num_crops > 1 else 1))
+def samples_per_batch(m):
+    """Loader samples per batch: ``batch_size`` views per model call and ``num_crops`` views per sample
+    (one temporal clip), so ``batch_size // num_crops`` samples, at least one."""
+    return max(1, m.batch_size // m.num_crops)

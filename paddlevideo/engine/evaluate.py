@@ -10,7 +10,7 @@ from tqdm import tqdm
 from ..data import VideoDataset, build_loader, parse_list
 from .backends import make_runner
 from .common import (combine_views, label_names, log, per_video, resolve_weights, set_device, topk_correct,
-                     videos_per_batch)
+                     samples_per_batch)
 
 
 def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0, batch_size=1, average="prob",
@@ -43,12 +43,16 @@ def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0
         if log_interval and it % log_interval == 0:
             log("[{}] iter {}\tLoss: {:.6f},\ttop1_acc: {:.4f}, \ttop5_acc: {:.4f}".format(
                 mode_tag, it, loss_sum / n, correct1 / n, correct5 / n))
+    return _summary(n, loss_sum, correct1, correct5, len(items), skipped, confusion, predictions)
+
+
+def _summary(n, loss_sum, correct1, correct5, num_videos, skipped, confusion, predictions):
     rows = per_class(confusion)
     return {
         "loss": loss_sum / n if n else None,
         "top1_acc": correct1 / n if n else None,
         "top5_acc": correct5 / n if n else None,
-        "num_videos": len(items),
+        "num_videos": num_videos,
         "num_evaluated": n,
         "num_skipped": len(skipped),
         "skipped": skipped,
@@ -60,25 +64,19 @@ def run_eval(runner, loader, items, desc="eval", mode_tag="TEST", log_interval=0
 
 
 def merge_results(parts):
-    """One summary from :func:`run_eval` summaries of disjoint shards (data-parallel validation):
-    counts and the confusion matrix add up, the means are re-weighted by the videos evaluated."""
+    """One summary from :func:`run_eval` summaries of disjoint shards (data-parallel validation): the
+    sums behind each summary (loss, correct counts, confusion matrix) add up."""
     if len(parts) == 1:
         return parts[0]
-    n = sum(p["num_evaluated"] for p in parts)
-    cms = [np.asarray(p["confusion"]) for p in parts if p["confusion"] is not None]
-    confusion = sum(cms) if cms else None
+    done = [p for p in parts if p["num_evaluated"]]
 
-    def mean(key):
-        return sum(p[key] * p["num_evaluated"] for p in parts if p["num_evaluated"]) / n if n else None
-    rows = per_class(confusion)
-    return {
-        "loss": mean("loss"), "top1_acc": mean("top1_acc"), "top5_acc": mean("top5_acc"),
-        "num_videos": parts[0]["num_videos"], "num_evaluated": n,
-        "num_skipped": sum(p["num_skipped"] for p in parts), "skipped": [s for p in parts for s in p["skipped"]],
-        "confusion": confusion.tolist() if confusion is not None else None, "per_class": rows,
-        "mean_class_acc": float(np.mean([r["top1"] for r in rows])) if rows else None,
-        "predictions": sorted((x for p in parts for x in p.get("predictions", [])), key=lambda x: x["index"]),
-    }
+    def total(key):
+        return sum(p[key] * p["num_evaluated"] for p in done)
+    cms = [np.asarray(p["confusion"]) for p in done]
+    return _summary(sum(p["num_evaluated"] for p in done), total("loss"), round(total("top1_acc")),
+                    round(total("top5_acc")), parts[0]["num_videos"], [s for p in parts for s in p["skipped"]],
+                    sum(cms) if cms else None,
+                    sorted((x for p in parts for x in p.get("predictions", [])), key=lambda x: x["index"]))
 
 
 def per_class(confusion):
@@ -100,7 +98,7 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
     w = resolve_weights(cfg, weights, cache_dir)
     runner, used = make_runner(cfg, "test", w, backend, cpu_threads, cache_dir, exported)
     ds = VideoDataset(items, m)
-    loader = build_loader(ds, videos_per_batch(m), num_workers=m.num_reader_threads)
+    loader = build_loader(ds, samples_per_batch(m), num_workers=m.num_reader_threads)
     t0 = time.time()
     res = run_eval(runner, loader, items, log_interval=log_interval, batch_size=m.batch_size, average=m.average,
                    clips_per_video=ds.clips_per_video)

@@ -9,7 +9,7 @@ from ..data import VideoDataset, build_loader, parse_list
 from ..data.convert import unique_names
 from ..errors import UserError
 from .backends import make_runner
-from .common import combine_views, label_names, log, per_video, resolve_weights, set_device, videos_per_batch
+from .common import combine_views, label_names, log, per_video, resolve_weights, set_device, samples_per_batch
 
 
 def _items(m, video_path, filelist, skip_bad_lines):
@@ -45,7 +45,7 @@ def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk
     w = None if exported and not weights else resolve_weights(cfg, weights, cache_dir)
     runner, _ = make_runner(cfg, "infer", w, backend, cpu_threads, cache_dir, exported)
     ds = VideoDataset(items, m)
-    loader = build_loader(ds, videos_per_batch(m), num_workers=m.num_reader_threads)
+    loader = build_loader(ds, samples_per_batch(m), num_workers=m.num_reader_threads)
     results, failed = [], []
     for idx, _, outputs, bad in per_video(loader, runner, m.batch_size, ds.clips_per_video):
         for i in bad:
@@ -80,7 +80,7 @@ def extract_features(cfg, items, out_dir, weights=None, cache_dir=None, backend=
     w = resolve_weights(cfg, weights, cache_dir)
     runner, used = make_runner(cfg, "infer", w, backend, cpu_threads, cache_dir, output="features")
     ds = VideoDataset(items, m)
-    loader = build_loader(ds, videos_per_batch(m), num_workers=m.num_reader_threads)
+    loader = build_loader(ds, samples_per_batch(m), num_workers=m.num_reader_threads)
     os.makedirs(out_dir, exist_ok=True)
     files = unique_names([p for p, _ in items])
     index = {"model": cfg.MODEL.name, "weights": w, "backend": used, "dim": None,

@@ -32,8 +32,8 @@ def calibration_clips(m, list_path, size):
     if not items:
         raise UserError("calibration list {} has no usable videos".format(list_path))
     pick = np.linspace(0, len(items) - 1, min(size, len(items))).round().astype(int)
+    m = type(m)(m, num_clips=1, num_crops=1)           # one view per clip: the exported input shape
     ds = VideoDataset([items[i] for i in sorted(set(pick.tolist()))], m)
-    ds.views, ds.clips_per_video = False, 1
     out = []
     for i in range(len(ds.items)):
         try:

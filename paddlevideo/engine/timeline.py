@@ -18,9 +18,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..data.sampling import dense_indices, segment_indices
+from ..data.sampling import clip_indices
 from ..data.transforms import scale_short_side, transform_clip
-from ..data.video import VideoError, native_stderr_hidden, sniff
+from .. import quiet
+from ..data.video import VideoError, sniff
 from ..errors import UserError
 from .backends import make_runner
 from .common import label_names, log, resolve_weights, set_device, softmax
@@ -40,9 +41,7 @@ def plan_windows(num_frames, fps, window, stride):
 
 def window_indices(m, start, length):
     """Frame indices (absolute) that the model samples from a window: one test clip of it."""
-    if m.sampling == "dense":
-        return [start + i for i in dense_indices(length, m.seg_num * m.seglen, m.frame_interval, train=False)]
-    return [start + i for i in segment_indices(length, m.seg_num, m.seglen, train=False)]
+    return [start + i for i in clip_indices(length, m)]
 
 
 def merge_segments(windows, threshold):
@@ -77,7 +76,7 @@ def _open(path):
         sniff(path)
     except VideoError as e:
         raise UserError("{}: {}".format(path, e))
-    with native_stderr_hidden():
+    with quiet.hidden():
         cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         raise UserError("{}: OpenCV cannot open this video (is it a video file?)".format(path))
@@ -140,7 +139,7 @@ def timeline(cfg, video_path, window, stride=None, threshold=0.5, output=None, r
 
     bar = tqdm(total=count, desc="timeline", unit="frame", mininterval=2, leave=False)
     try:
-        with native_stderr_hidden():
+        with quiet.hidden():
             while done < len(plan):
                 if not cap.grab():
                     eof = True
@@ -208,7 +207,7 @@ def render_timeline(video_path, timeline_result, out_path):
     scale = max(h / 480.0, 0.5)
     i = 0
     try:
-        with native_stderr_hidden():
+        with quiet.hidden():
             while True:
                 ok, frame = cap.read()
                 if not ok:

@@ -29,7 +29,7 @@ from ..weights import load_weights
 from . import parallel
 from .backends import dygraph_runner, input_shape
 from .checkpoint import find_latest, read_resume, remove_stale_temporaries, resume_point, save_checkpoint
-from .common import log, set_device, topk_correct, videos_per_batch, warn
+from .common import log, set_device, topk_correct, samples_per_batch, warn
 from .curves import VisualDLWriter, plot_curves, read_jsonl
 from .evaluate import merge_results, run_eval
 
@@ -117,8 +117,8 @@ def _save_interrupted(save_dir, model_name, model, opt, seed, m, epoch, next_bat
     state = {"epoch": epoch - 1, "next_epoch": epoch, "next_batch": next_batch, "step": step,
              "lr": opt.get_lr(), "seed": seed, "rng": _encode_rng(paddle.get_rng_state()),
              "model": model_name, "num_classes": m.num_classes}
-    if amp is not None and amp.state() is not None:
-        state["amp_scaler"] = amp.state()
+    if amp is not None:
+        state.update(amp.checkpoint())
     base = save_checkpoint(save_dir, "{}_interrupted".format(model_name), model, opt, state)
     log("[TRAIN] interrupted in epoch {} after batch {}; saved {}.pdparams — continue with --resume auto"
         .format(epoch, next_batch, base))
@@ -202,7 +202,6 @@ class _Amp:
         return model, opt
 
     def autocast(self):
-        import contextlib
         return paddle.amp.auto_cast(level=self.level) if self.level else contextlib.nullcontext()
 
     def backward(self, loss):
@@ -215,11 +214,12 @@ class _Amp:
         else:
             opt.step()
 
-    def state(self):
+    def checkpoint(self):
+        """``{"amp_scaler": the GradScaler's state}`` for the state file, ``{}`` without AMP."""
         if not self.scaler:
-            return None
-        return {k: (np.asarray(v).tolist() if hasattr(v, "shape") or hasattr(v, "numpy") else v)
-                for k, v in self.scaler.state_dict().items()}
+            return {}
+        return {"amp_scaler": {k: (np.asarray(v).tolist() if hasattr(v, "shape") or hasattr(v, "numpy") else v)
+                               for k, v in self.scaler.state_dict().items()}}
 
     def load(self, state):
         if self.scaler and state:
@@ -237,7 +237,7 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
     validation is gathered over ranks, and rank 0 alone writes files and logs (see :mod:`.parallel`)."""
     m = cfg.mode("train")
     set_device(m.use_gpu)
-    world, rank = parallel.world_and_rank()
+    world, rank = parallel.init()
     main = rank == 0
     say = log if main else (lambda msg: None)
     vdl = VisualDLWriter(vdl_dir) if vdl_dir and main else None        # fails now if VisualDL is missing
@@ -260,7 +260,6 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
                         "--batch_size".format(m.filelist, len(items), m.batch_size, world))
 
     os.makedirs(save_dir, exist_ok=True)           # fail now, not after the first epoch
-    world, rank = parallel.init()
     # resume / pretrain
     if main:
         remove_stale_temporaries(save_dir, model_name)
@@ -326,7 +325,7 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
     valid_loader = None
     if valid_items:
         valid_ds = VideoDataset(valid_items, vm)
-        valid_loader = build_loader(valid_ds, videos_per_batch(vm), num_workers=vm.num_reader_threads,
+        valid_loader = build_loader(valid_ds, samples_per_batch(vm), num_workers=vm.num_reader_threads,
                                     rank=rank, world=world, pad=False)
 
     say("[TRAIN] {}: {} videos, batch {} per process x {} process{} = global batch {}{}, {} steps/epoch, "
@@ -423,8 +422,7 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
             state = {"epoch": epoch, "next_epoch": epoch + 1, "next_batch": 0, "step": step, "lr": lr,
                      "next_lr": opt.get_lr(), "seed": seed, "model": model_name, "num_classes": m.num_classes,
                      "world_size": world}
-            if amp.state() is not None:
-                state["amp_scaler"] = amp.state()
+            state.update(amp.checkpoint())
             if main:
                 base = save_checkpoint(save_dir, "{}_epoch{}".format(model_name, epoch), net, opt, state)
                 say("[TRAIN] saved {}.pdparams".format(base))
