@@ -15,19 +15,22 @@ def main(argv):
     args = p.parse_args(argv)
     cfg = config_from_args(args, args.mode)
     from paddlevideo import build_model, load_weights
-    from paddlevideo.engine.backends import export_model, input_shape, int8_model, to_onnx
+    from paddlevideo.engine.backends import export_model, int8_model, to_onnx
+    from paddlevideo.engine.tasks import task_for
+    from paddlevideo.models import onnx_opset
     from paddlevideo.engine.common import resolve_weights
     w = resolve_weights(cfg, args.weights, args.cache_dir)
     model = build_model(cfg)
     load_weights(model, w)
-    shape = input_shape(cfg.mode(args.mode))
+    specs = task_for(cfg).input_specs(cfg.mode(args.mode))
     prefix = os.path.join(args.save_dir or "./inference", cfg.MODEL.name)
-    export_model(model, prefix, shape)
-    print("[EXPORT] {} -> {}.{{json,pdiparams}} with input [None, {}] (use predict.py --exported {})".format(
-        w, prefix, ", ".join(map(str, shape)), prefix))
+    export_model(model, prefix, specs)
+    print("[EXPORT] {} -> {}.{{json,pdiparams}} with input {} (use predict.py --exported {})".format(
+        w, prefix, ", ".join("{} {}".format(s.name, [d if d and d > 0 else None for d in s.shape]) for s in specs),
+        prefix))
     m = cfg.mode(args.mode)
     if m.precision == "int8":     # the ONNX model and its int8 version beside it (predict.py --exported P --precision int8)
-        q = int8_model(to_onnx(prefix), m, cfg.mode("valid").filelist)
+        q = int8_model(to_onnx(prefix, onnx_opset(cfg)), m, cfg.mode("valid").filelist)
         print("[EXPORT] int8 (ONNX Runtime QDQ): {} (use predict.py --exported {} --precision int8 --calibration "
               "<the same list>)".format(q, prefix))
     elif m.precision == "bf16":

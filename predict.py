@@ -5,7 +5,7 @@ from paddlevideo.errors import UserError, run_cli
 
 
 def main(argv):
-    p = base_parser(__doc__, model_name="TSM", config="configs/tsm.yaml")
+    p = base_parser(__doc__, config="configs/tsm.yaml")   # the model: MODEL.name of the config
     p.add_argument("--weights", default=None, help="weights (default: MODEL.weights of the config)")
     p.add_argument("--video_path", default=None, help="one video file")
     p.add_argument("--filelist", default=None, help="a list of videos (overrides INFER.filelist)")
@@ -16,13 +16,31 @@ def main(argv):
                         "plus DIR/features.json (an index)")
     p.add_argument("--window", type=float, default=None, metavar="SEC",
                    help="long video: score sliding windows of SEC seconds over --video_path (a timeline)")
-    p.add_argument("--stride", type=float, default=None, metavar="SEC", help="seconds between windows (default: --window)")
+    p.add_argument("--stride", type=float, default=None, metavar="SEC",
+                   help="seconds between windows (default: --window); detection: between keyframes (default 1)")
     p.add_argument("--threshold", type=float, default=0.5,
-                   help="timeline segments join windows whose top-1 probability is at least this (default 0.5)")
-    p.add_argument("--render", default=None, metavar="OUT.mp4", help="timeline: write a copy of the video with the labels")
+                   help="timeline segments join windows whose top-1 probability is at least this; detection: "
+                        "actions with at least this score are reported (default 0.5)")
+    p.add_argument("--render", default=None, metavar="OUT.mp4",
+                   help="timeline/detection: write a copy of the video with the labels (and boxes)")
+    p.add_argument("--proposals", default=None, metavar="FILE",
+                   help="detection: person boxes per keyframe, a pickle/JSON {'<video stem>,<seconds %%04d>': "
+                        "[[x1, y1, x2, y2, score], ...]} (normalised); default: the person detector")
+    p.add_argument("--detector", default=None, metavar="MODULE:ATTR",
+                   help="detection: a person detector callable frame -> [n, 5] pixel boxes+scores (default: "
+                        "OpenCV's built-in HOG people detector)")
     add_backend_args(p)
     args = p.parse_args(argv)
     cfg = config_from_args(args, "infer")
+    from paddlevideo.models import task_of
+    if task_of(cfg) == "detection":
+        if not args.video_path:
+            raise UserError("detection predicts one video: pass --video_path FILE")
+        from paddlevideo.engine.detect import detect_video
+        detect_video(cfg, args.video_path, args.stride or 1.0, args.proposals, args.detector, args.threshold,
+                     args.output, args.render, args.weights, args.cache_dir, args.backend, args.cpu_threads,
+                     args.exported)
+        return 0
     if not args.video_path and not (args.filelist or cfg.INFER.get("filelist")):
         raise UserError("nothing to predict: pass --video_path FILE or --filelist LIST")
     if args.window is not None or args.render or args.stride is not None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # PaddleVideo-style launcher; nothing to edit inside.
 #   bash run.sh demo [--quick]               TSM vs TSN on synthetic data (--quick: bundled clips)
+#   bash run.sh demo --detection             AVA-style detection: SlowFast vs one frame, synthetic actors
 #   bash run.sh test [pytest args]           the test suite
 #   bash run.sh train   NAME CONFIG [flags]  -> train.py   --model_name NAME --config CONFIG flags
 #        [--nproc N [--ips IP1,IP2]]          data parallel via python -m paddle.distributed.launch
@@ -13,7 +14,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-usage() { sed -n '2,12p' "$ROOT/run.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$ROOT/run.sh" | sed 's/^# \{0,1\}//'; }
 
 setup() {
   local env_dir
@@ -83,6 +84,10 @@ case "$mode" in
     ;;
   demo)
     setup
+    if [ "${1:-}" = "--detection" ]; then
+      shift
+      exec "$PY" "$ROOT/scripts/demo_detection.py" "$@"
+    fi
     if [ "${1:-}" = "--quick" ]; then
       shift
       exec bash "$ROOT/scripts/quick_demo.sh" "$PY" "$@"

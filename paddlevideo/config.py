@@ -51,6 +51,7 @@ MODEL_KEYS = {
     "fusion_kernel": (int, 5),
     "pool_size": ("ints", []),
     "label_list": ("str?", "data/dataset/kinetics400_label_list.txt"),
+    "label_map": ("str?", None),          # detection: the AVA label-map pbtxt (names + evaluated ids)
     "pretrain": ("str?", None),
     "pretrain_md5": ("str?", None),
     "weights": ("str?", None),
@@ -62,6 +63,8 @@ READER_KEYS = {
     "batch_size": (int, 1),
     "filelist": ("str?", None),
     "data_root": ("str?", None),
+    "proposal_file": ("str?", None),      # detection: person proposals pickle {"video,%04d": [n, 4|5]}
+    "exclude_file": ("str?", None),       # detection: excluded timestamps CSV (video_id,timestamp)
     "num_reader_threads": (int, 2),
     "buf_size": (int, 1024),
     "use_gpu": (bool, False),

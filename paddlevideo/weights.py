@@ -352,8 +352,11 @@ def load_weights(model, path, allow_classifier_mismatch=False, quiet=False):
                    if k in own and k not in skipped})
     model.set_state_dict(merged)
     if fresh and not quiet:
-        print("info: {} is a 2D trunk; conv1 inflated to the model's input channels, {} model-specific "
-              "tensors start fresh".format(path, len(fresh)), file=sys.stderr)
+        if hasattr(model, "adapt_note"):
+            print(model.adapt_note(path, fresh), file=sys.stderr)
+        else:
+            print("info: {} is a 2D trunk; conv1 inflated to the model's input channels, {} model-specific "
+                  "tensors start fresh".format(path, len(fresh)), file=sys.stderr)
     if skipped and not quiet:
         print("warning: {} has another classifier ({} classes); skipped {} and kept a fresh "
               "classifier".format(path, _implied_classes(state), ", ".join(skipped)), file=sys.stderr)

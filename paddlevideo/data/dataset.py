@@ -239,7 +239,7 @@ class EpochBatchSampler(paddle.io.Sampler):
 
 
 def build_loader(dataset, batch_size, shuffle=False, drop_last=False, num_workers=0, seed=0, rank=0, world=1,
-                 pad=True):
+                 pad=True, collate=collate):
     """A ``paddle.io.DataLoader`` over ``dataset`` (rank ``rank``'s shard when ``world`` > 1, see
     :class:`EpochBatchSampler`); set ``loader.batch_sampler.epoch`` per epoch."""
     sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, drop_last, seed, rank, world, pad,

@@ -16,11 +16,11 @@ import numpy as np
 import paddle
 
 from .. import download, quiet
-from ..config import input_channels
 from ..errors import UserError
-from ..models import build_model
+from ..models import build_model, onnx_opset
 from ..models.resnet import set_shift_impl
 from ..weights import load_weights
+from .tasks import input_shape, task_for
 
 BACKENDS = ("auto", "dygraph", "paddle-inference", "onnxruntime")
 # temporal-shift formulation per backend (measured, TSM-R50 8x224 on 2 cores): Paddle Inference is
@@ -40,27 +40,36 @@ class Features(paddle.nn.Layer):
 
 
 def dygraph_runner(model):
-    """Run a ``paddle.nn.Layer`` in eval mode without autograd."""
-    def run(clips):
+    """Run a ``paddle.nn.Layer`` in eval mode without autograd; ``run(*inputs)`` (a detector takes clips,
+    boxes and boxes_num)."""
+    def run(*inputs):
         model.eval()
         with paddle.no_grad():
-            x = clips if isinstance(clips, paddle.Tensor) else paddle.to_tensor(np.asarray(clips))
-            return model(x).numpy()
+            xs = [x if isinstance(x, paddle.Tensor) else paddle.to_tensor(np.asarray(x)) for x in inputs]
+            return model(*xs).numpy()
     return run
 
 
+def _arrays(inputs):
+    return [np.ascontiguousarray(x.numpy() if isinstance(x, paddle.Tensor) else np.asarray(x)) for x in inputs]
+
+
 def export_model(model, prefix, input_shape, shift_impl="slice"):
-    """``paddle.jit.save`` a model for inference with input ``[None] + input_shape``.
+    """``paddle.jit.save`` a model for inference with input ``[None] + input_shape`` (or ``input_shape`` a list
+    of ``paddle.static.InputSpec``, one per input, see :meth:`.tasks.Classification.input_specs`).
 
     The exported graph uses ``shift_impl`` for the temporal shift (see resnet.temporal_shift).
     Returns the written prefix (``prefix.json``/``.pdmodel`` + ``prefix.pdiparams``).
     """
     model.eval()
     set_shift_impl(model, shift_impl)
-    spec = paddle.static.InputSpec([None] + list(input_shape), "float32", "x")
+    if input_shape and isinstance(input_shape[0], paddle.static.InputSpec):
+        specs = list(input_shape)
+    else:
+        specs = [paddle.static.InputSpec([None] + list(input_shape), "float32", "x")]
     try:
         with quiet.hidden((1, 2)):
-            paddle.jit.save(model, prefix, input_spec=[spec])
+            paddle.jit.save(model, prefix, input_spec=specs)
     finally:
         set_shift_impl(model, "op")
     return prefix
@@ -91,19 +100,20 @@ class InferenceRunner:
             config.set_cpu_math_library_num_threads(threads or os.cpu_count() or 1)
         config.disable_glog_info()
         self.predictor = inference.create_predictor(config)
-        self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+        self.inputs = [self.predictor.get_input_handle(n) for n in self.predictor.get_input_names()]
         self.output_name = self.predictor.get_output_names()[0]
 
-    def __call__(self, clips):
-        x = np.ascontiguousarray(clips.numpy() if isinstance(clips, paddle.Tensor) else clips, dtype=np.float32)
-        self.input.reshape(list(x.shape))
-        self.input.copy_from_cpu(x)
+    def __call__(self, *inputs):
+        for handle, x in zip(self.inputs, _arrays(inputs)):
+            handle.reshape(list(x.shape))
+            handle.copy_from_cpu(x)
         self.predictor.run()
         return self.predictor.get_output_handle(self.output_name).copy_to_cpu()
 
 
-def to_onnx(prefix):
-    """Convert an exported model to ``prefix.onnx`` with paddle2onnx (once); return the path."""
+def to_onnx(prefix, opset=13):
+    """Convert an exported model to ``prefix.onnx`` with paddle2onnx (once); return the path.  ``opset``: 13,
+    16 for the detector (ONNX RoiAlign's aligned mode, see models.onnx_opset)."""
     out = prefix + ".onnx"
     if not os.path.exists(out):
         try:
@@ -115,7 +125,7 @@ def to_onnx(prefix):
             from paddle2onnx.utils import logging as p2o_log
             p2o_log.log_level = 0            # its Python log lines (errors stay)
         with quiet.hidden((1, 2)):
-            paddle2onnx.export(model_file(prefix), prefix + ".pdiparams", tmp, opset_version=13,
+            paddle2onnx.export(model_file(prefix), prefix + ".pdiparams", tmp, opset_version=opset,
                                enable_onnx_checker=True, optimize_tool="None")   # 'None': no pip installs at run time
         os.replace(tmp, out)
     return out
@@ -133,11 +143,10 @@ class OnnxRunner:
         so.intra_op_num_threads = threads or os.cpu_count() or 1
         so.log_severity_level = 3
         self.session = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        self.input_names = [i.name for i in self.session.get_inputs()]
 
-    def __call__(self, clips):
-        x = np.ascontiguousarray(clips.numpy() if isinstance(clips, paddle.Tensor) else clips, dtype=np.float32)
-        return self.session.run(None, {self.input_name: x})[0]
+    def __call__(self, *inputs):
+        return self.session.run(None, dict(zip(self.input_names, _arrays(inputs))))[0]
 
 
 def _export_key(cfg, mode_cfg, weights):
@@ -150,9 +159,6 @@ def _export_key(cfg, mode_cfg, weights):
     return h.hexdigest()[:16]
 
 
-def input_shape(m):
-    """``[seg_num, C*seglen, H, W]`` of one clip in a mode's settings (C: 3 RGB, 2 flow, 5 RGB + flow)."""
-    return [m.seg_num, input_channels(m.format) * m.seglen, m.target_size, m.target_size]
 
 
 def _build(cfg, weights, output):
@@ -211,7 +217,7 @@ def make_runner(cfg, mode, weights, backend="auto", cpu_threads=None, cache_dir=
             t0 = time.time()
             model = _build(cfg, weights, output)
             tmp = d + ".tmp{}".format(os.getpid())
-            export_model(model, os.path.join(tmp, "model"), input_shape(m), SHIFT_IMPL[backend])
+            export_model(model, os.path.join(tmp, "model"), task_for(cfg).input_specs(m), SHIFT_IMPL[backend])
             os.makedirs(os.path.dirname(d), exist_ok=True)
             try:
                 os.replace(tmp, d)
@@ -220,7 +226,7 @@ def make_runner(cfg, mode, weights, backend="auto", cpu_threads=None, cache_dir=
             print("[export] {} exported for {} in {:.1f}s (cached in {})".format(
                 cfg.MODEL.name, backend, time.time() - t0, d), file=sys.stderr)
     if backend == "onnxruntime":
-        onnx_path = to_onnx(prefix)
+        onnx_path = to_onnx(prefix, onnx_opset(cfg))
         if precision == "int8":
             return OnnxRunner(int8_model(onnx_path, m, cfg.mode("valid").filelist), cpu_threads), "onnxruntime-int8"
         return OnnxRunner(onnx_path, cpu_threads), "onnxruntime"

@@ -7,6 +7,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from ..config import resolve_path
 from ..data import VideoDataset, build_loader, parse_list
 from .backends import make_runner
 from .common import (combine_views, label_names, log, per_video, resolve_weights, set_device, topk_correct,
@@ -115,9 +116,48 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
     return res
 
 
+def evaluate_detection(cfg, model_name, weights=None, save_dir="./output", cache_dir=None, backend="auto",
+                       cpu_threads=None, exported=None):
+    """``eval.py`` with a detection config: score every TEST keyframe's proposals, write the AVA result CSV
+    ``save_dir/NAME_detections.csv``, the official frame-mAP@0.5 with per-class AP in ``NAME_eval.json``
+    (``mAP``, ``per_class``) and a per-class AP bar chart ``NAME_per_class_ap.png``."""
+    from .ava_eval import plot_per_class
+    from .tasks import task_for
+    task = task_for(cfg)
+    m = cfg.mode("test")
+    set_device(m.use_gpu)
+    label_map = resolve_path(cfg.MODEL.label_map, os.path.dirname(cfg.get("_path", "")))
+    records = task.read(m)
+    w = None if exported and not weights else resolve_weights(cfg, weights, cache_dir)
+    runner, used = make_runner(cfg, "test", w, backend, cpu_threads, cache_dir, exported)
+    loader = task.loader(task.dataset(records, m), m)
+    os.makedirs(save_dir, exist_ok=True)
+    det = os.path.join(save_dir, "{}_detections.csv".format(model_name))
+    t0 = time.time()
+    res = task.evaluate(runner, loader, records, m, label_map, out_csv=det)
+    res.update({"model": model_name, "weights": w, "backend": used, "gt": m.filelist, "detections": det,
+                "exclude_file": m.exclude_file, "proposal_file": m.proposal_file, "label_map": label_map,
+                "seconds": round(time.time() - t0, 2)})
+    out = os.path.join(save_dir, "{}_eval.json".format(model_name))
+    with open(out, "w") as f:
+        json.dump(res, f, indent=1)
+    png = plot_per_class(res["per_class"], os.path.join(save_dir, "{}_per_class_ap.png".format(model_name)),
+                         "{}: frame-AP@0.5IoU per class".format(model_name))
+    if res["mAP"] is None:
+        log("[TEST] Finish	no class of the label map has ground truth in {}".format(m.filelist))
+    else:
+        log("[TEST] Finish	frame-mAP@0.5IoU: {:.4f} over {} classes	({} keyframes, {} skipped)".format(
+            res["mAP"], len(res["per_class"]), res["num_evaluated"], res["num_skipped"]))
+    log("[TEST] written: {}, {}, {}".format(det, out, png))
+    return res
+
+
 def evaluate(cfg, model_name, weights=None, save_dir="./output", log_interval=10, skip_bad_lines=False,
              cache_dir=None, backend="auto", cpu_threads=None, exported=None):
     """``eval.py``: evaluate the TEST list; print a summary and write ``save_dir/NAME_eval.json``."""
+    from ..models import task_of
+    if task_of(cfg) == "detection":
+        return evaluate_detection(cfg, model_name, weights, save_dir, cache_dir, backend, cpu_threads, exported)
     res = evaluate_model(cfg, model_name, weights, log_interval, skip_bad_lines, cache_dir, backend,
                          cpu_threads, exported)
     if res["num_evaluated"]:

@@ -18,20 +18,20 @@ import time
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 from tqdm import tqdm
 
 from .. import download
-from ..data import VideoDataset, build_loader, parse_list, unpack_batch
+from ..config import resolve_path
 from ..errors import UserError
 from ..models import build_model
 from ..weights import load_weights
 from . import parallel
-from .backends import dygraph_runner, input_shape
+from .backends import dygraph_runner
 from .checkpoint import find_latest, read_resume, remove_stale_temporaries, resume_point, save_checkpoint
-from .common import log, set_device, topk_correct, samples_per_batch, warn
+from .common import log, set_device, warn
 from .curves import VisualDLWriter, plot_curves, read_jsonl
 from .evaluate import merge_results, run_eval
+from .tasks import task_for
 
 
 def build_optimizer(m, model, steps_per_epoch):
@@ -227,48 +227,48 @@ class _Amp:
                                          for k, v in state.items()})
 
 
-def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None, valid_interval=1,
-          log_interval=10, fix_random_seed=False, skip_bad_lines=False, cache_dir=None, vdl_dir=None):
-    """``train.py``: train ``cfg`` and write checkpoints to ``save_dir``; return per-epoch summaries.
+class _Run:
+    """The state one training run carries between its steps (see :func:`train`)."""
 
-    Also written to ``save_dir``: ``NAME_log.jsonl`` (:class:`JsonLog`) and ``NAME_curves.png`` (redrawn
-    after every epoch); with ``vdl_dir`` the same scalars for VisualDL.  Under
-    ``paddle.distributed.launch`` every process trains on its shard with gradients averaged over ranks,
-    validation is gathered over ranks, and rank 0 alone writes files and logs (see :mod:`.parallel`)."""
-    m = cfg.mode("train")
-    set_device(m.use_gpu)
-    world, rank = parallel.init()
-    main = rank == 0
-    say = log if main else (lambda msg: None)
-    vdl = VisualDLWriter(vdl_dir) if vdl_dir and main else None        # fails now if VisualDL is missing
-    if m.sync_bn and not (m.use_gpu and world > 1):
-        raise UserError("MODEL.sync_bn synchronises BatchNorm statistics across GPUs: it needs --use_gpu True and "
-                        "more than one process (paddle.distributed.launch); set MODEL.sync_bn: false")
-    fix_random_seed = fix_random_seed or m.fix_random_seed
-    items = parse_list(m.filelist, m.num_classes, m.format, need_label=True, skip_bad=skip_bad_lines,
-                       root=m.data_root)
-    vm = cfg.mode("valid")
-    valid_items = None
+    def __init__(self, cfg, model_name, save_dir):
+        self.cfg, self.model_name, self.save_dir = cfg, model_name, save_dir
+        self.m = cfg.mode("train")
+        self.task = task_for(cfg)
+        self.world, self.rank = parallel.init()
+        self.main = self.rank == 0
+        self.say = log if self.main else (lambda msg: None)
+
+
+def _read_data(run, valid_interval, skip_bad_lines):
+    """Step 1: the training items and (with validation) the VALID items, checked before anything runs."""
+    m, task = run.m, run.task
+    run.items = task.read(m, skip_bad_lines)
+    vm = run.cfg.mode("valid")
+    run.valid_items = None
     if valid_interval > 0 and vm.filelist:
         try:
-            valid_items = parse_list(vm.filelist, vm.num_classes, vm.format, need_label=True, skip_bad=skip_bad_lines,
-                                     root=vm.data_root)
+            run.valid_items = task.read(vm, skip_bad_lines)
         except UserError as e:
             raise UserError("{} (validation list; --valid_interval 0 trains without validation)".format(e))
-    if len(items) < m.batch_size * world:
-        raise UserError("the training list {} has {} videos, fewer than TRAIN.batch_size={} x {} processes; lower "
-                        "--batch_size".format(m.filelist, len(items), m.batch_size, world))
+    if len(run.items) < m.batch_size * run.world:
+        raise UserError("the training list {} has {} samples, fewer than TRAIN.batch_size={} x {} processes; lower "
+                        "--batch_size".format(m.filelist, len(run.items), m.batch_size, run.world))
 
-    os.makedirs(save_dir, exist_ok=True)           # fail now, not after the first epoch
-    # resume / pretrain
-    if main:
-        remove_stale_temporaries(save_dir, model_name)
+
+def _restore(run, resume, pretrain, fix_random_seed, cache_dir):
+    """Step 2: seed, model, loader, optimizer; then the checkpoint to resume, the file to fine-tune from or the
+    pretrained trunk.  Sets ``run.net/model/opt/sched/loader/amp`` and where the loop starts."""
+    m, say, world = run.m, run.say, run.world
+    os.makedirs(run.save_dir, exist_ok=True)           # fail now, not after the first epoch
+    if run.main:
+        remove_stale_temporaries(run.save_dir, run.model_name)
     parallel.barrier(world)
-    start_epoch, step, state, opt_path = 0, 0, None, None
+    run.start_epoch, run.step, state, opt_path = 0, 0, None, None
     if resume == "auto":
-        base = find_latest(save_dir, model_name)
+        base = find_latest(run.save_dir, run.model_name)
         if base is None:
-            say("[TRAIN] --resume auto: no checkpoint of {} in {}, starting from scratch".format(model_name, save_dir))
+            say("[TRAIN] --resume auto: no checkpoint of {} in {}, starting from scratch".format(
+                run.model_name, run.save_dir))
             resume = None
         else:
             resume = base + ".pdparams"
@@ -281,24 +281,24 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
     paddle.seed(seed)
     np.random.seed(seed % (2 ** 32))
     random.seed(seed)
-    net = build_model(cfg)                                  # the model itself (checkpoints hold its state)
-    train_ds = VideoDataset(items, m, seed=seed)
-    loader = build_loader(train_ds, m.batch_size, shuffle=True, drop_last=True,
-                          num_workers=m.num_reader_threads, seed=seed, rank=rank, world=world)
-    accumulate = m.accumulate_steps
-    steps_per_epoch = -(-len(loader) // accumulate)         # a last partial accumulation also steps
-    opt, sched = build_optimizer(m, net, steps_per_epoch)
-
-    start_batch, rng_state = 0, None
-    amp_state = None
+    run.seed = seed
+    net = build_model(run.cfg)                              # the model itself (checkpoints hold its state)
+    run.train_ds = run.task.dataset(run.items, m, seed=seed)
+    run.loader = run.task.loader(run.train_ds, m, shuffle=True, drop_last=True, seed=seed, rank=run.rank,
+                                 world=world, train=True)
+    run.accumulate = m.accumulate_steps
+    run.steps_per_epoch = -(-len(run.loader) // run.accumulate)   # a last partial accumulation also steps
+    opt, run.sched = build_optimizer(m, net, run.steps_per_epoch)
+    run.start_batch, run.rng_state, amp_state = 0, None, None
     if state:
         load_weights(net, params_path)
         opt.set_state_dict(paddle.load(opt_path))
-        (start_epoch, start_batch), step = resume_point(state), state["step"]
-        rng_state = state.get("rng")
+        (run.start_epoch, run.start_batch), run.step = resume_point(state), state["step"]
+        run.rng_state = state.get("rng")
         amp_state = state.get("amp_scaler")
         say("[TRAIN] resumed {} at epoch {}{} (lr {:.6g})".format(
-            params_path, start_epoch, ", batch {}".format(start_batch) if start_batch else "", opt.get_lr()))
+            params_path, run.start_epoch, ", batch {}".format(run.start_batch) if run.start_batch else "",
+            opt.get_lr()))
     elif resume:
         skipped = load_weights(net, params_path, allow_classifier_mismatch=True)
         say("[TRAIN] {} holds parameters only: fine-tuning from it at epoch 0 with a fresh optimizer{}".format(
@@ -311,145 +311,206 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
             say("[TRAIN] initialised from {}{}".format(pre, " (classifier re-initialised)" if skipped else ""))
         else:
             say("[TRAIN] training from scratch (no pretrained weights)")
-            if m.freeze_bn != "none" and main:
+            if m.freeze_bn != "none" and run.main:
                 warn("MODEL.freeze_bn {} with a randomly initialised trunk keeps BatchNorm at its initial statistics "
                      "(mean 0, variance 1), which usually makes training diverge; it is meant for fine-tuning "
                      "pretrained weights (--pretrain)".format(m.freeze_bn))
     if m.sync_bn:
         net = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(net)
-    amp = _Amp(m.amp, m.use_gpu)
-    net, opt = amp.prepare(net, opt)
-    amp.load(amp_state)
-    model = parallel.wrap(net, world)
+    run.amp = _Amp(m.amp, m.use_gpu)
+    net, opt = run.amp.prepare(net, opt)
+    run.amp.load(amp_state)
+    run.net, run.opt = net, opt
+    run.model = parallel.wrap(net, world)
+    run.state = state
 
-    valid_loader = None
-    if valid_items:
-        valid_ds = VideoDataset(valid_items, vm)
-        valid_loader = build_loader(valid_ds, samples_per_batch(vm), num_workers=vm.num_reader_threads,
-                                    rank=rank, world=world, pad=False)
 
-    say("[TRAIN] {}: {} videos, batch {} per process x {} process{} = global batch {}{}, {} steps/epoch, "
+def _valid_loader(run):
+    """The VALID loader (this rank's shard), or None."""
+    if not run.valid_items:
+        return None
+    vm = run.cfg.mode("valid")
+    run.valid_ds = run.task.dataset(run.valid_items, vm)
+    return run.task.loader(run.valid_ds, vm, rank=run.rank, world=run.world, pad=False)
+
+
+def _train_epoch(run, epoch, stop, jsonl, log_interval, trace):
+    """Step 3: one epoch over this rank's shard; returns the rank's sums ``[n, loss_sum, c1, c5, skipped]``."""
+    m, task, model, net, opt, amp = run.m, run.task, run.model, run.net, run.opt, run.amp
+    first = run.start_batch if epoch == run.start_epoch else 0
+    if first and run.rng_state is not None:
+        paddle.set_rng_state(_decode_rng(run.rng_state))     # continue the interrupted epoch exactly
+    else:
+        paddle.seed(_epoch_seed(run.seed, epoch) + run.rank)
+    run.loader.batch_sampler.epoch, run.loader.batch_sampler.start_batch = epoch, first
+    model.train()
+    freeze_batchnorm(net, m.freeze_bn)
+    n, loss_sum, c1, c5, skipped, done = 0, 0.0, 0, 0, 0, first
+    pending = False                               # gradients accumulated since the last step
+    window = _Window()
+    bar = tqdm(run.loader, desc="epoch {}".format(epoch), leave=False, mininterval=2, initial=first,
+               disable=not run.main)
+    items = run.items
+    try:
+        for it, batch in enumerate(bar, start=first):
+            inputs, y, idx, failed = task.unpack(batch)
+            skipped += len(failed)
+            for i in failed:
+                warn("epoch {}: skipped unreadable video {}".format(epoch, _item_name(items[int(i)])))
+            if trace:
+                with open("{}.rank{}".format(trace, run.rank), "a") as f:
+                    f.write(json.dumps({"epoch": epoch, "iter": it, "items": [int(i) for i in idx] +
+                                        [int(i) for i in failed]}) + "\n")
+            last = (it + 1) % run.accumulate == 0 or it + 1 == len(run.loader)
+            sync = contextlib.nullcontext() if last or run.world == 1 else model.no_sync()
+            with sync:
+                if inputs is not None:
+                    with amp.autocast():
+                        outputs = model(*inputs)
+                        loss = task.loss(model, outputs, y)
+                    amp.backward(loss / run.accumulate)
+                    pending = True
+                elif run.world > 1:          # keep the ranks' gradient exchange in step: a zero contribution
+                    with amp.autocast():
+                        dummy = model(*task.zero_inputs(m)).sum() * 0.0
+                    amp.backward(dummy)
+                    pending = True
+            if last:
+                if pending:
+                    amp.step(opt)
+                    opt.clear_grad()
+                    run.step += 1
+                pending = False
+                run.sched.step()
+            if inputs is not None:
+                lv = float(loss)
+                b, a1, a5 = task.counts(outputs, y)
+                n += b
+                loss_sum += lv * b
+                c1, c5 = c1 + a1, c5 + a5
+                window.add(lv, a1, b)
+                if run.main and log_interval and (it + 1) % log_interval == 0:
+                    jsonl.write(dict(window.flush(), type="iter", epoch=epoch, iter=it, step=run.step,
+                                     lr=opt.get_lr()))
+                if run.main and log_interval and it % log_interval == 0:
+                    tqdm.write("[TRAIN] Epoch {}, iter {} \tLoss: {:.6f},\ttop1_acc: {:.4f}, \ttop5_acc: {:.4f}"
+                               .format(epoch, it, lv, a1 / max(b, 1), a5 / max(b, 1)))
+            done = it + 1
+            if stop.requested and last:
+                _save_interrupted(run.save_dir, run.model_name, net, opt, run.seed, m, epoch, done, run.step, amp)
+    except Exception:
+        if not stop.requested:   # workers also get Ctrl-C and may die first
+            raise
+        _save_interrupted(run.save_dir, run.model_name, net, opt, run.seed, m, epoch, done, run.step, amp)
+    bar.close()
+    return [n, loss_sum, c1, c5, skipped]
+
+
+def _item_name(item):
+    return item[0] if isinstance(item, tuple) else item.get("key", item)
+
+
+def _validate(run, valid_loader, epoch):
+    """Step 4: the VALID set over every rank (classification: loss/top-1/top-5; detection: frame-mAP)."""
+    vm = run.cfg.mode("valid")
+    if run.task.name == "detection":
+        res = run.task.evaluate(dygraph_runner(run.net), valid_loader, run.valid_items, vm,
+                                resolve_path(run.cfg.MODEL.label_map, os.path.dirname(run.cfg.get("_path", ""))),
+                                desc="valid")
+        if res["mAP"] is not None:
+            run.say("[VALID] Epoch {}\tframe-mAP@0.5: {:.4f}\t({} keyframes, {} skipped)".format(
+                epoch, res["mAP"], res["num_evaluated"], res["num_skipped"]))
+        return res
+    part = run_eval(dygraph_runner(run.net), valid_loader, run.valid_items, desc="valid", batch_size=vm.batch_size,
+                    average=vm.average, clips_per_video=run.valid_ds.clips_per_video)
+    part.pop("predictions")
+    res = merge_results(parallel.gather(part, run.world))
+    if res["num_evaluated"]:
+        run.say("[VALID] Epoch {}\tLoss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f}\t({} videos, {} skipped)"
+                .format(epoch, res["loss"], res["top1_acc"], res["top5_acc"], res["num_evaluated"],
+                        res["num_skipped"]))
+    return res
+
+
+def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None, valid_interval=1,
+          log_interval=10, fix_random_seed=False, skip_bad_lines=False, cache_dir=None, vdl_dir=None):
+    """``train.py``: train ``cfg`` and write checkpoints to ``save_dir``; return per-epoch summaries.
+
+    Steps: :func:`_read_data` → :func:`_restore` → per epoch :func:`_train_epoch`, checkpoint,
+    :func:`_validate`, log.  What a model family trains on and how (data, loss, counts, validation metric)
+    comes from its task (:mod:`.tasks`).
+
+    Also written to ``save_dir``: ``NAME_log.jsonl`` (:class:`JsonLog`) and ``NAME_curves.png`` (redrawn
+    after every epoch); with ``vdl_dir`` the same scalars for VisualDL.  Under
+    ``paddle.distributed.launch`` every process trains on its shard with gradients averaged over ranks,
+    validation is gathered over ranks, and rank 0 alone writes files and logs (see :mod:`.parallel`)."""
+    run = _Run(cfg, model_name, save_dir)
+    m, world, say, main = run.m, run.world, run.say, run.main
+    set_device(m.use_gpu)
+    vdl = VisualDLWriter(vdl_dir) if vdl_dir and main else None        # fails now if VisualDL is missing
+    if m.sync_bn and not (m.use_gpu and world > 1):
+        raise UserError("MODEL.sync_bn synchronises BatchNorm statistics across GPUs: it needs --use_gpu True and "
+                        "more than one process (paddle.distributed.launch); set MODEL.sync_bn: false")
+    if run.task.name == "detection" and world > 1 and valid_interval > 0 and cfg.mode("valid").filelist:
+        raise UserError("data-parallel detection training validates on one process only for now; pass "
+                        "--valid_interval 0 and run eval.py on the final checkpoint")
+    fix_random_seed = fix_random_seed or m.fix_random_seed
+    _read_data(run, valid_interval, skip_bad_lines)
+    _restore(run, resume, pretrain, fix_random_seed, cache_dir)
+    valid_loader = _valid_loader(run)
+    accumulate = run.accumulate
+    say("[TRAIN] {}: {} {}, batch {} per process x {} process{} = global batch {}{}, {} steps/epoch, "
         "epochs {}..{}, seed {}".format(
-            model_name, len(items), m.batch_size, world, "es" if world > 1 else "", m.batch_size * world * accumulate,
+            model_name, len(run.items), "keyframes" if run.task.name == "detection" else "videos", m.batch_size,
+            world, "es" if world > 1 else "", m.batch_size * world * accumulate,
             " ({} accumulated batches per step)".format(accumulate) if accumulate > 1 else "",
-            steps_per_epoch, start_epoch, m.epoch - 1, seed))
+            run.steps_per_epoch, run.start_epoch, m.epoch - 1, run.seed))
     stop = _StopRequest() if world == 1 else _NoStop()
     history = []
     log_path = os.path.join(save_dir, "{}_log.jsonl".format(model_name))
-    if main and state is None and os.path.exists(log_path):   # a new run, not a resumed one: a new log
+    if main and run.state is None and os.path.exists(log_path):   # a new run, not a resumed one: a new log
         os.replace(log_path, log_path + ".old")
         say("[TRAIN] the previous run's log moved to {}.old".format(log_path))
     jsonl = JsonLog(log_path, vdl) if main else None
     curves = os.path.join(save_dir, "{}_curves.png".format(model_name))
     trace = os.environ.get("PADDLEVIDEO_SAMPLE_TRACE")    # debugging/tests: which items each rank trained on
-    zero_input = [1] + input_shape(m)
+    state = run.state
     with stop:
-        for epoch in range(start_epoch, m.epoch):
-            first = start_batch if epoch == start_epoch else 0
-            if first and rng_state is not None:
-                paddle.set_rng_state(_decode_rng(rng_state))     # continue the interrupted epoch exactly
-            else:
-                paddle.seed(_epoch_seed(seed, epoch) + rank)
-            loader.batch_sampler.epoch, loader.batch_sampler.start_batch = epoch, first
-            model.train()
-            freeze_batchnorm(net, m.freeze_bn)
-            t0, n, loss_sum, c1, c5, skipped, done = time.time(), 0, 0.0, 0, 0, 0, first
-            pending = False                               # gradients accumulated since the last step
-            window = _Window()
-            bar = tqdm(loader, desc="epoch {}".format(epoch), leave=False, mininterval=2, initial=first,
-                       disable=not main)
-            try:
-                for it, batch in enumerate(bar, start=first):
-                    clips, y, idx, failed = unpack_batch(batch)
-                    skipped += len(failed)
-                    for i in failed:
-                        warn("epoch {}: skipped unreadable video {}".format(epoch, items[int(i)][0]))
-                    if trace:
-                        with open("{}.rank{}".format(trace, rank), "a") as f:
-                            f.write(json.dumps({"epoch": epoch, "iter": it, "items": [int(i) for i in idx] +
-                                                [int(i) for i in failed]}) + "\n")
-                    last = (it + 1) % accumulate == 0 or it + 1 == len(loader)
-                    sync = contextlib.nullcontext() if last or world == 1 else model.no_sync()
-                    with sync:
-                        if clips is not None:
-                            with amp.autocast():
-                                logits = model(clips)
-                                loss = F.cross_entropy(logits, paddle.to_tensor(y))
-                            amp.backward(loss / accumulate)
-                            pending = True
-                        elif world > 1:          # keep the ranks' gradient exchange in step: a zero contribution
-                            with amp.autocast():
-                                dummy = model(paddle.zeros(zero_input, "float32")).sum() * 0.0
-                            amp.backward(dummy)
-                            pending = True
-                    if last:
-                        if pending:
-                            amp.step(opt)
-                            opt.clear_grad()
-                            step += 1
-                        pending = False
-                        sched.step()
-                    if clips is not None:
-                        lv, lg = float(loss), logits.astype("float32").numpy()
-                        b = len(y)
-                        n += b
-                        loss_sum += lv * b
-                        a1, a5 = topk_correct(lg, y, 1), topk_correct(lg, y, 5)
-                        c1, c5 = c1 + a1, c5 + a5
-                        window.add(lv, a1, b)
-                        if main and log_interval and (it + 1) % log_interval == 0:
-                            jsonl.write(dict(window.flush(), type="iter", epoch=epoch, iter=it, step=step,
-                                             lr=opt.get_lr()))
-                        if main and log_interval and it % log_interval == 0:
-                            tqdm.write("[TRAIN] Epoch {}, iter {} \tLoss: {:.6f},\ttop1_acc: {:.4f}, \ttop5_acc: {:.4f}"
-                                       .format(epoch, it, lv, a1 / b, a5 / b))
-                    done = it + 1
-                    if stop.requested and last:
-                        _save_interrupted(save_dir, model_name, net, opt, seed, m, epoch, done, step, amp)
-            except Exception:
-                if not stop.requested:   # workers also get Ctrl-C and may die first
-                    raise
-                _save_interrupted(save_dir, model_name, net, opt, seed, m, epoch, done, step, amp)
-            bar.close()
-            lr = opt.get_lr()
-            totals = parallel.gather([n, loss_sum, c1, c5, skipped], world)   # the epoch over every rank
+        for epoch in range(run.start_epoch, m.epoch):
+            t0 = time.time()
+            sums = _train_epoch(run, epoch, stop, jsonl, log_interval, trace)
+            lr = run.opt.get_lr()
+            totals = parallel.gather(sums, world)   # the epoch over every rank
             n_all, loss_all, c1_all, c5_all, skipped_all = [sum(t[k] for t in totals) for k in range(5)]
             summary = {"epoch": epoch, "loss": loss_all / max(n_all, 1), "top1_acc": c1_all / max(n_all, 1),
                        "top5_acc": c5_all / max(n_all, 1), "skipped": skipped_all}
             say("[TRAIN] Epoch {} finished\tavg_loss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f},\tlr: {:.6g},"
                 "\ttime: {:.1f}s,\tskipped videos: {}".format(epoch, summary["loss"], summary["top1_acc"],
                                                              summary["top5_acc"], lr, time.time() - t0, skipped_all))
-            state = {"epoch": epoch, "next_epoch": epoch + 1, "next_batch": 0, "step": step, "lr": lr,
-                     "next_lr": opt.get_lr(), "seed": seed, "model": model_name, "num_classes": m.num_classes,
-                     "world_size": world}
-            state.update(amp.checkpoint())
+            state = {"epoch": epoch, "next_epoch": epoch + 1, "next_batch": 0, "step": run.step, "lr": lr,
+                     "next_lr": run.opt.get_lr(), "seed": run.seed, "model": model_name,
+                     "num_classes": m.num_classes, "world_size": world}
+            state.update(run.amp.checkpoint())
             if main:
-                base = save_checkpoint(save_dir, "{}_epoch{}".format(model_name, epoch), net, opt, state)
+                base = save_checkpoint(save_dir, "{}_epoch{}".format(model_name, epoch), run.net, run.opt, state)
                 say("[TRAIN] saved {}.pdparams".format(base))
             if valid_loader is not None and (epoch + 1) % valid_interval == 0:
-                part = run_eval(dygraph_runner(net), valid_loader, valid_items, desc="valid", batch_size=vm.batch_size,
-                                average=vm.average, clips_per_video=valid_ds.clips_per_video)
-                part.pop("predictions")
-                res = merge_results(parallel.gather(part, world))
-                if res["num_evaluated"]:
-                    say("[VALID] Epoch {}\tLoss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f}\t({} videos, {} skipped)"
-                        .format(epoch, res["loss"], res["top1_acc"], res["top5_acc"], res["num_evaluated"],
-                                res["num_skipped"]))
-                summary["valid"] = res
+                summary["valid"] = _validate(run, valid_loader, epoch)
             history.append(summary)
             seconds = max(time.time() - t0, 1e-9)
             if main:
-                jsonl.write({"type": "epoch", "epoch": epoch, "step": step, "loss": summary["loss"],
+                valid = summary.get("valid", {})
+                jsonl.write({"type": "epoch", "epoch": epoch, "step": run.step, "loss": summary["loss"],
                              "top1": summary["top1_acc"], "top5": summary["top5_acc"], "lr": lr,
                              "seconds": round(seconds, 2), "clips_per_s": round(n_all / seconds, 2),
                              "skipped": skipped_all, "world_size": world,
-                             "valid_loss": summary.get("valid", {}).get("loss"),
-                             "valid_top1": summary.get("valid", {}).get("top1_acc")})
+                             "valid_loss": valid.get("loss"),
+                             "valid_top1": valid.get("top1_acc", valid.get("mAP"))})
                 plot_curves({model_name: read_jsonl(jsonl.path)}, curves, "{} ({})".format(model_name, save_dir))
             parallel.barrier(world)
-        if start_epoch < m.epoch:
+        if run.start_epoch < m.epoch:
             if main:
-                base = save_checkpoint(save_dir, "{}_final".format(model_name), net, opt, state)
+                base = save_checkpoint(save_dir, "{}_final".format(model_name), run.net, run.opt, state)
                 say("[TRAIN] finished; final weights {}.pdparams".format(base))
         else:
             say("[TRAIN] nothing to do: already trained for {} epochs".format(m.epoch))

@@ -1,6 +1,7 @@
 """Model registry: a plain dict from ``MODEL.name`` to a constructor taking the MODEL section."""
 from ..config import input_channels
 from ..errors import UserError
+from .ava import SlowFastAVA
 from .i3d import I3D, I3DTwoStream
 from .resnet import ResNet
 from .slowfast import SlowFast
@@ -23,13 +24,33 @@ MODELS = {
                       else I3D(m.num_classes, input_channels(m.format), m.dropout_ratio, m.pool_size or (2, 7, 7))),
     "SLOWFAST": lambda m: SlowFast(m.num_classes, m.num_layers, m.width, m.alpha, m.beta, m.fusion_kernel,
                                    m.pool_size or None, m.dropout_ratio, m.blocks or None),
+    "SLOWFAST_AVA": lambda m: SlowFastAVA(m.num_classes, m.num_layers, m.width, m.alpha, m.beta, m.fusion_kernel,
+                                          m.dropout_ratio, m.blocks or None),
 }
+ALIASES = {"AVA_SLOWFAST_FASTRCNN": "SLOWFAST_AVA"}     # PaddleVideo's export name
+
+
+def model_name(cfg):
+    """``MODEL.name`` upper-cased, aliases resolved."""
+    name = str(cfg.MODEL.name).upper()
+    return ALIASES.get(name, name)
+
+
+def task_of(cfg):
+    """``classification`` or ``detection``: what the family's batches, loss and metrics are (a model class's
+    ``task`` attribute; the engine's :mod:`~paddlevideo.engine.tasks` owns each)."""
+    return {"SLOWFAST_AVA": SlowFastAVA.task}.get(model_name(cfg), "classification")
+
+
+def onnx_opset(cfg):
+    """The ONNX opset the family exports with (RoIAlign's aligned mode needs 16; the rest use 13)."""
+    return {"SLOWFAST_AVA": SlowFastAVA.onnx_opset}.get(model_name(cfg), 13)
 
 
 def build_model(cfg):
     """Build the network named by ``cfg.MODEL.name``; a ``paddle.nn.Layer`` that maps
     ``[N, seg_num, 3*seglen, H, W]`` to logits ``[N, num_classes]``."""
-    name = str(cfg.MODEL.name).upper()
+    name = model_name(cfg)
     if name not in MODELS:
         raise UserError("unknown model {!r} (MODEL.name / --model_name); available: {}".format(
             cfg.MODEL.name, ", ".join(sorted(MODELS))))
@@ -39,7 +60,7 @@ def build_model(cfg):
     m = cfg.MODEL
     if m.width < 1:
         raise UserError("MODEL.width must be >= 1 (got {})".format(m.width))
-    if name == "SLOWFAST":
+    if name in ("SLOWFAST", "SLOWFAST_AVA"):
         if m.num_layers not in (50, 101) or m.seglen != 1 or m.width % m.beta or m.alpha < 1:
             raise UserError("SlowFast needs MODEL.num_layers 50 or 101, seglen 1 (seg_num = the fast pathway's "
                             "frames) and a width divisible by beta (got {}, {}, {}/{})".format(
@@ -56,4 +77,4 @@ def build_model(cfg):
     return MODELS[name](m)
 
 
-__all__ = ["MODELS", "build_model", "I3D", "ResNet", "SlowFast", "StNet", "TSM", "TSN"]
+__all__ = ["MODELS", "build_model", "model_name", "task_of", "onnx_opset", "SlowFastAVA", "I3D", "ResNet", "SlowFast", "StNet", "TSM", "TSN"]

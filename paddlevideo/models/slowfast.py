@@ -59,15 +59,20 @@ class Stem(nn.Layer):
 
 class Fuse(nn.Layer):
     """Fast → slow lateral connection: conv k×1×1 stride α×1×1 (2× the fast channels) → BN → ReLU,
-    concatenated after the slow channels."""
+    concatenated after the slow channels.  ``bn_relu=False`` (PaddleVideo's AVA backbone,
+    ``fuse_bn_relu: 0``): the conv alone; the BN tensors still exist (the checkpoint has them) but are unused."""
 
-    def __init__(self, cin, alpha, kernel, ratio=2):
+    def __init__(self, cin, alpha, kernel, ratio=2, bn_relu=True):
         super().__init__()
         self._conv_f2s = _conv3d(cin, cin * ratio, (kernel, 1, 1), (alpha, 1, 1), (kernel // 2, 0, 0))
         self._bn = _bn(cin * ratio)
+        self.bn_relu = bn_relu
 
     def forward(self, slow, fast):
-        return paddle.concat([slow, F.relu(self._bn(self._conv_f2s(fast)))], axis=1), fast
+        lateral = self._conv_f2s(fast)
+        if self.bn_relu:
+            lateral = F.relu(self._bn(lateral))
+        return paddle.concat([slow, lateral], axis=1), fast
 
 
 class Branch2(nn.Layer):
@@ -128,9 +133,14 @@ class Stage(nn.Layer):
 
 
 class SlowFastBackbone(nn.Layer):
-    """The two pathways with lateral fusion after the stem and after s2, s3, s4."""
+    """The two pathways with lateral fusion after the stem and after s2, s3, s4.
 
-    def __init__(self, depth=50, width=64, alpha=8, beta=8, fusion_kernel=5, blocks=None):
+    Options of the AVA detector's variant (PaddleVideo ``configs/detection/ava/ava.yaml``):
+    ``fuse_bn_relu=False`` (lateral convs without BN/ReLU) and ``spatial_strides=(1, 2, 2, 1)`` (res5 keeps
+    the resolution: output stride 16 instead of 32).  The fusion conv's temporal stride is α in both."""
+
+    def __init__(self, depth=50, width=64, alpha=8, beta=8, fusion_kernel=5, blocks=None, fuse_bn_relu=True,
+                 spatial_strides=(1, 2, 2, 2)):
         super().__init__()
         if DEPTHS[depth][0] != "bottleneck":
             raise ValueError("SlowFast needs a bottleneck depth (50 or 101)")
@@ -139,18 +149,18 @@ class SlowFastBackbone(nn.Layer):
         self.s1.add_sublayer("pathway0_stem", Stem(3, width, TEMPORAL_KERNELS[0][0]))
         self.s1.add_sublayer("pathway1_stem", Stem(3, width // beta, TEMPORAL_KERNELS[0][1]))
         fast_out = width // beta
-        self.s1_fuse = Fuse(fast_out, alpha, fusion_kernel)
+        self.s1_fuse = Fuse(fast_out, alpha, fusion_kernel, bn_relu=fuse_bn_relu)
         slow_in = width + 2 * fast_out
         self.stages, self.fuses = [], []
         for s, out in enumerate(stage_channels(depth, width)):
             inner = width * 2 ** s
             stage = Stage([slow_in, fast_out], [out, out // beta], [inner, inner // beta], TEMPORAL_KERNELS[s + 1],
-                          1 if s == 0 else 2, counts[s])
+                          spatial_strides[s], counts[s])
             self.add_sublayer("s{}".format(s + 2), stage)
             self.stages.append(stage)
             fast_out = out // beta
             if s < 3:
-                fuse = Fuse(fast_out, alpha, fusion_kernel)
+                fuse = Fuse(fast_out, alpha, fusion_kernel, bn_relu=fuse_bn_relu)
                 self.add_sublayer("s{}_fuse".format(s + 2), fuse)
                 self.fuses.append(fuse)
                 slow_in = out + 2 * fast_out

@@ -1,0 +1,164 @@
+"""What differs between model families, behind one interface the engine calls (the engine's one hook).
+
+A task owns a family's data (list/annotation reading, dataset, collate), its inputs, its loss, its
+training counts and its evaluation; train/eval/export/predict call ``task_for(cfg)`` and nothing else
+differs.  Two tasks exist:
+
+* :class:`Classification` — one clip ``[N, T, C, H, W]`` → logits ``[N, K]``; cross-entropy; top-1/5.
+* :class:`Detection` — AVA: clip ``[N, T, 3, H, W]`` + boxes ``[R, 4]`` + boxes_num ``[N]`` → logits
+  ``[R, K]``; the model's own ``loss`` (BCE on labelled RoIs); "top-1/5" in training logs = labelled RoIs
+  whose best (top-5) class is one of their labels; evaluation = frame-mAP (:mod:`.ava_eval`).
+"""
+import os
+import tempfile
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from ..config import input_channels
+from ..data import VideoDataset, build_loader, parse_list, unpack_batch
+from ..data import ava
+from ..models import task_of
+from .common import samples_per_batch, topk_correct
+
+
+def _tensor(x, dtype=None):
+    t = x if isinstance(x, paddle.Tensor) else paddle.to_tensor(np.asarray(x))
+    return t.astype(dtype) if dtype and t.dtype != getattr(paddle, dtype) else t
+
+
+class Classification:
+    name = "classification"
+
+    def read(self, m, skip_bad_lines=False, need_label=True):
+        """The mode's list → items ``[(path, label)]``."""
+        return parse_list(m.filelist, m.num_classes, m.format, need_label=need_label, skip_bad=skip_bad_lines,
+                          root=m.data_root)
+
+    def dataset(self, items, m, seed=0):
+        return VideoDataset(items, m, seed=seed)
+
+    def loader(self, ds, m, shuffle=False, drop_last=False, seed=0, rank=0, world=1, pad=True, train=False):
+        size = m.batch_size if train else samples_per_batch(m)
+        return build_loader(ds, size, shuffle, drop_last, m.num_reader_threads, seed, rank, world, pad)
+
+    def unpack(self, batch):
+        """``(inputs tuple or None, targets, indices, failed indices)``."""
+        clips, y, idx, failed = unpack_batch(batch)
+        return (None if clips is None else (clips,)), y, idx, failed
+
+    def loss(self, model, outputs, targets):
+        return F.cross_entropy(outputs, paddle.to_tensor(targets))
+
+    def counts(self, outputs, targets):
+        """``(n, top-1 hits, top-5 hits)`` of a training batch."""
+        lg = outputs.astype("float32").numpy()
+        return len(targets), topk_correct(lg, targets, 1), topk_correct(lg, targets, 5)
+
+    def zero_inputs(self, m):
+        """A one-sample input for the zero-loss step of a rank whose batch failed entirely."""
+        return (paddle.zeros([1] + input_shape(m), "float32"),)
+
+    def input_specs(self, m):
+        return [paddle.static.InputSpec([None] + input_shape(m), "float32", "x")]
+
+
+class Detection(Classification):
+    name = "detection"
+
+    def read(self, m, skip_bad_lines=False, need_label=True):
+        records, problems = ava.load_records(m, train=m.mode == "train")
+        if problems.total():
+            print("warning: {}: {} annotation rows/keyframes skipped ({})".format(
+                m.filelist, problems.total(), problems.summary()), flush=True)
+        return records
+
+    def dataset(self, items, m, seed=0):
+        return ava.AVADataset(items, m, seed=seed)
+
+    def loader(self, ds, m, shuffle=False, drop_last=False, seed=0, rank=0, world=1, pad=True, train=False):
+        return build_loader(ds, m.batch_size, shuffle, drop_last, m.num_reader_threads, seed, rank, world, pad,
+                            collate=ava.collate)
+
+    def unpack(self, batch):
+        inputs, labels, idx, failed = ava.unpack(batch)
+        if inputs is not None:
+            inputs = (inputs[0], inputs[1], _tensor(inputs[2], "int32"))
+        return inputs, labels, idx, failed
+
+    def loss(self, model, outputs, targets):
+        net = getattr(model, "_layers", model)              # DataParallel wraps the model
+        return net.loss(outputs, _tensor(targets, "float32"))
+
+    def counts(self, outputs, targets):
+        lg = outputs.astype("float32").numpy()[:, 1:]
+        t = np.asarray(targets.numpy() if hasattr(targets, "numpy") else targets)[:, 1:] > 0
+        pos = t.any(axis=1)
+        if not pos.any():
+            return 0, 0, 0
+        lg, t = lg[pos], t[pos]
+        order = np.argsort(-lg, axis=1)
+        hit = lambda k: int(np.take_along_axis(t, order[:, :k], axis=1).any(axis=1).sum())  # noqa: E731
+        return int(pos.sum()), hit(1), hit(5)
+
+    def zero_inputs(self, m):
+        s = m.target_size
+        return (paddle.zeros([1, m.seg_num, 3, s, s], "float32"), paddle.to_tensor([[0.0, 0.0, s - 1.0, s - 1.0]]),
+                paddle.to_tensor([1], "int32"))
+
+    def input_specs(self, m):
+        return [paddle.static.InputSpec([None, m.seg_num, 3, None, None], "float32", "x"),
+                paddle.static.InputSpec([None, 4], "float32", "boxes"),
+                paddle.static.InputSpec([None], "int32", "boxes_num")]
+
+    def evaluate(self, runner, loader, records, m, label_map, out_csv=None, desc="eval"):
+        """Score every keyframe's proposals, write the result CSV (``out_csv``, else a temporary file) and
+        return the official frame-mAP summary (:func:`.ava_eval.evaluate_files`) plus counts."""
+        from tqdm import tqdm
+        from .ava_eval import evaluate_files, write_detections
+        rows, skipped = [], []
+        for batch in tqdm(loader, desc=desc, leave=False, mininterval=2):
+            inputs, _, idx, failed = self.unpack(batch)
+            skipped += [records[int(i)]["key"] for i in failed]
+            if inputs is None:
+                continue
+            clips, counts = _np(inputs[0]), _np(inputs[2])
+            for k, (i, rois) in enumerate(zip(idx, ava.group_rows(_np(inputs[1]), counts))):
+                # one clip per call: paddle2onnx maps boxes_num of a batch > 1 to the wrong image (measured)
+                logits = runner(clips[k:k + 1], rois, counts[k:k + 1])
+                p = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
+                r = records[int(i)]
+                for box, row in zip(r["proposals"], p):
+                    for c in range(1, p.shape[1]):
+                        rows.append((r["video"], r["ts"], box, c, row[c]))
+        tmp = None
+        if out_csv is None:
+            fd, tmp = tempfile.mkstemp(suffix=".csv")
+            os.close(fd)
+        try:
+            write_detections(out_csv or tmp, rows)
+            res = evaluate_files(m.filelist, out_csv or tmp, label_map, m.exclude_file)
+        finally:
+            if tmp:
+                os.remove(tmp)
+        res.update({"num_keyframes": len(records), "num_evaluated": len(records) - len(skipped),
+                    "num_skipped": len(skipped), "skipped_keyframes": skipped, "loss": None})
+        return res
+
+
+def _np(x):
+    return x.numpy() if hasattr(x, "numpy") else np.asarray(x)
+
+
+def input_shape(m):
+    """``[seg_num, C*seglen, H, W]`` of one clip in a mode's settings (C: 3 RGB, 2 flow, 5 RGB + flow)."""
+    return [m.seg_num, input_channels(m.format) * m.seglen, m.target_size, m.target_size]
+
+
+TASKS = {"classification": Classification(), "detection": Detection()}
+
+
+def task_for(cfg):
+    """The task of ``cfg``'s model family."""
+    return TASKS[task_of(cfg)]
