@@ -296,3 +296,25 @@ def test_hog_detector_finds_a_person_in_a_real_clip():
     with pytest.raises(UserError, match="module:attribute"):
         load_detector("nocolon")
     assert isinstance(load_detector("paddlevideo.engine.detect:HOGPersonDetector"), HOGPersonDetector)
+
+
+def test_ava_prepare_cuts_seconds_at_30_fps_and_resumes(tmp_path):
+    import cv2
+    movies = tmp_path / "movies"
+    movies.mkdir()
+    src = os.path.join(DATA, "arm_wrestling.mp4")                     # 28 fps, 10 s
+    os.symlink(src, movies / "vid1.mp4")
+    out = tmp_path / "frames"
+    p = run_cli("data/dataset/ava_prepare.py", movies, "--out", out, "--start", 1, "--end", 3, "--workers", 1)
+    names = sorted(n for n in os.listdir(out / "vid1") if n.endswith(".jpg"))
+    assert names[0] == "00001.jpg" and names[-1] == "00060.jpg" and len(names) == 60
+    # output frame 16 is second 1.5 -> source frame floor(1.5 * 28) = 42 -> index 42 of a fresh decode
+    cap = cv2.VideoCapture(src)
+    for _ in range(42):
+        cap.read()
+    want = cap.read()[1]
+    cap.release()
+    got = cv2.imread(str(out / "vid1" / "00016.jpg"))
+    assert np.abs(got.astype(int) - want.astype(int)).mean() < 3
+    again = run_cli("data/dataset/ava_prepare.py", movies, "--out", out, "--start", 1, "--end", 3)
+    assert "1 already extracted, 0 to do" in again.stdout and "0 movies failed" in p.stdout
