@@ -161,6 +161,11 @@ def read_gt(path, num_classes, problems):
     return out
 
 
+def box_array(v):
+    """A box list ``[n, 4|5]`` (or one flat box) as float64 ``[n, k]``."""
+    return np.asarray(v, np.float64).reshape(-1, np.shape(v)[-1] if np.ndim(v) == 2 else 4)
+
+
 def read_proposals(path):
     """The proposals pickle: ``{key: float [n, 4|5]}`` with keys normalised to ``video,%04d``."""
     if not path or not os.path.isfile(path):
@@ -178,19 +183,18 @@ def read_proposals(path):
     for k, v in raw.items():
         video, _, ts = str(k).rpartition(",")
         try:
-            out[image_key(video, ts)] = np.asarray(v, np.float64).reshape(-1, np.shape(v)[-1] if np.ndim(v) == 2 else 4)
+            out[image_key(video, ts)] = box_array(v)
         except (ValueError, TypeError):
             continue
     return out
 
 
 def select_proposals(props):
-    """PaddleVideo's rule: with scores, keep those ≥ ``min(0.9, max score)``; the first 1000;
-    ``[n, 4]`` normalised."""
+    """PaddleVideo's rule: with scores (``[n, 5]``), keep those ≥ ``min(0.9, max score)``; the first 1000
+    rows (columns unchanged)."""
     if props.shape[1] >= 5 and len(props):
-        thr = min(0.9, float(props[:, 4].max()))
-        props = props[props[:, 4] >= thr]
-    return props[:MAX_PROPOSALS, :4]
+        props = props[props[:, 4] >= min(0.9, float(props[:, 4].max()))]
+    return props[:MAX_PROPOSALS]
 
 
 def frame_source(root, video):
@@ -249,7 +253,7 @@ def load_records(m, problems=None, train=False):
         if props is not None and key not in props:
             problems.add("keyframes absent from the proposals", where)
             continue
-        p = select_proposals(props[key]) if props is not None else boxes.astype(np.float64)
+        p = select_proposals(props[key])[:, :4] if props is not None else boxes.astype(np.float64)
         records.append({"key": key, "video": video, "ts": ts, "source": src, "gt_boxes": boxes,
                         "gt_labels": labels, "proposals": p.astype(np.float32)})
     if not records:
@@ -329,7 +333,6 @@ class AVADataset(paddle.io.Dataset):
     def __init__(self, records, cfg, seed=0):
         self.records, self.cfg, self.seed = records, cfg, seed
         self.train = cfg.mode == "train"
-        self.items = [(r["key"], -1) for r in records]        # what the engine reports for a failed sample
 
     def __len__(self):
         return len(self.records)

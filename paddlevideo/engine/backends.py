@@ -159,8 +159,6 @@ def _export_key(cfg, mode_cfg, weights):
     return h.hexdigest()[:16]
 
 
-
-
 def _build(cfg, weights, output):
     model = build_model(cfg)
     load_weights(model, weights)

@@ -1,4 +1,5 @@
 """Pieces shared by train, eval and predict: device, labels, weights, metrics, a model forward."""
+import json
 import os
 import sys
 
@@ -45,6 +46,18 @@ def label_names(cfg):
         raise UserError("label list {} has {} names but MODEL.num_classes is {}; use a list with one "
                         "name per class (or MODEL.label_list: null)".format(path, len(names), n))
     return names
+
+
+def label_map_path(cfg):
+    """``MODEL.label_map`` resolved like the other config paths (cwd, the config's folder, the project)."""
+    return resolve_path(cfg.MODEL.label_map, os.path.dirname(cfg.get("_path", "")))
+
+
+def write_json(path, obj):
+    """Write ``obj`` as indented JSON to ``path``, creating its folder."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
 
 
 def resolve_weights(cfg, weights, cache_dir=None):

@@ -7,10 +7,9 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from ..config import resolve_path
 from ..data import VideoDataset, build_loader, parse_list
 from .backends import make_runner
-from .common import (combine_views, label_names, log, per_video, resolve_weights, set_device, topk_correct,
+from .common import (combine_views, label_map_path, label_names, log, per_video, resolve_weights, set_device, topk_correct,
                      samples_per_batch)
 
 
@@ -126,7 +125,7 @@ def evaluate_detection(cfg, model_name, weights=None, save_dir="./output", cache
     task = task_for(cfg)
     m = cfg.mode("test")
     set_device(m.use_gpu)
-    label_map = resolve_path(cfg.MODEL.label_map, os.path.dirname(cfg.get("_path", "")))
+    label_map = label_map_path(cfg)
     records = task.read(m)
     w = None if exported and not weights else resolve_weights(cfg, weights, cache_dir)
     runner, used = make_runner(cfg, "test", w, backend, cpu_threads, cache_dir, exported)

@@ -1,6 +1,5 @@
 """Prediction: top-k class names with probabilities for each video of a file or list, or (``features``)
 the pooled pre-classifier feature of each video as ``.npy`` files with an index JSON."""
-import json
 import os
 
 import numpy as np
@@ -9,7 +8,8 @@ from ..data import VideoDataset, build_loader, parse_list
 from ..data.convert import unique_names
 from ..errors import UserError
 from .backends import make_runner
-from .common import combine_views, label_names, log, per_video, resolve_weights, set_device, samples_per_batch
+from .common import (combine_views, label_names, log, per_video, resolve_weights, set_device, samples_per_batch,
+                     write_json)
 
 
 def _items(m, video_path, filelist, skip_bad_lines):
@@ -19,12 +19,6 @@ def _items(m, video_path, filelist, skip_bad_lines):
         return [(os.path.abspath(video_path), -1)]
     return parse_list(filelist or m.filelist, m.num_classes, m.format, need_label=False,
                       skip_bad=skip_bad_lines, root=m.data_root)
-
-
-def _write_json(path, obj):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=1)
 
 
 def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk=None, skip_bad_lines=False,
@@ -64,7 +58,7 @@ def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk
             lines += ["  class: {}, probability: {:.6f}".format(t["label"], t["score"]) for t in entry["top_k"]]
             log("\n".join(lines))
     if output:
-        _write_json(output, results)
+        write_json(output, results)
         log("[INFER] results written to {}".format(output))
     if failed:
         log("[INFER] {} of {} videos failed".format(len(failed), len(items)))
@@ -98,7 +92,7 @@ def extract_features(cfg, items, out_dir, weights=None, cache_dir=None, backend=
             index["dim"] = int(f.shape[0])
             index["videos"].append({"video": items[int(i)][0], "label": int(items[int(i)][1]), "file": name})
             log("[FEATURES] video: {} -> {} [{}]".format(items[int(i)][0], name, f.shape[0]))
-    _write_json(os.path.join(out_dir, "features.json"), index)
+    write_json(os.path.join(out_dir, "features.json"), index)
     log("[FEATURES] {} features written to {} (index: features.json){}".format(
         len(index["videos"]), out_dir, "; {} videos failed".format(len(index["failed"])) if index["failed"] else ""))
     return index["videos"], [f["video"] for f in index["failed"]]

@@ -20,7 +20,7 @@ from ..config import input_channels
 from ..data import VideoDataset, build_loader, parse_list, unpack_batch
 from ..data import ava
 from ..models import task_of
-from .common import samples_per_batch, topk_correct
+from .common import samples_per_batch, topk_correct, warn
 
 
 def _tensor(x, dtype=None):
@@ -70,8 +70,8 @@ class Detection(Classification):
     def read(self, m, skip_bad_lines=False, need_label=True):
         records, problems = ava.load_records(m, train=m.mode == "train")
         if problems.total():
-            print("warning: {}: {} annotation rows/keyframes skipped ({})".format(
-                m.filelist, problems.total(), problems.summary()), flush=True)
+            warn("{}: {} annotation rows/keyframes skipped ({})".format(m.filelist, problems.total(),
+                                                                       problems.summary()))
         return records
 
     def dataset(self, items, m, seed=0):

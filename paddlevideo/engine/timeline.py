@@ -11,7 +11,6 @@ Decoding is one forward pass over the file (OpenCV, grab every frame, convert on
 a sampled frame is kept, already scaled to ``short_size``, only until the last window that uses it has
 been scored — memory depends on the window, not on the video's length.
 """
-import json
 import os
 
 import cv2
@@ -24,7 +23,7 @@ from .. import quiet
 from ..data.video import VideoError, sniff
 from ..errors import UserError
 from .backends import make_runner
-from .common import label_names, log, resolve_weights, set_device, softmax
+from .common import label_names, log, resolve_weights, set_device, softmax, write_json
 
 
 def plan_windows(num_frames, fps, window, stride):
@@ -181,9 +180,7 @@ def timeline(cfg, video_path, window, stride=None, threshold=0.5, output=None, r
     log("[TIMELINE] {} windows of {:g}s every {:g}s over {:.1f}s; {} segments".format(
         len(results), window, stride, out["duration"], len(out["segments"])))
     if output:
-        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-        with open(output, "w") as f:
-            json.dump(out, f, indent=1)
+        write_json(output, out)
         log("[TIMELINE] written to {}".format(output))
     if render:
         render_timeline(video_path, out, render)

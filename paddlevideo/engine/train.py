@@ -21,14 +21,13 @@ import paddle
 from tqdm import tqdm
 
 from .. import download
-from ..config import resolve_path
 from ..errors import UserError
 from ..models import build_model
 from ..weights import load_weights
 from . import parallel
 from .backends import dygraph_runner
 from .checkpoint import find_latest, read_resume, remove_stale_temporaries, resume_point, save_checkpoint
-from .common import log, set_device, warn
+from .common import label_map_path, log, set_device, warn
 from .curves import VisualDLWriter, plot_curves, read_jsonl
 from .evaluate import merge_results, run_eval
 from .tasks import task_for
@@ -415,7 +414,7 @@ def _validate(run, valid_loader, epoch):
     vm = run.cfg.mode("valid")
     if run.task.name == "detection":
         res = run.task.evaluate(dygraph_runner(run.net), valid_loader, run.valid_items, vm,
-                                resolve_path(run.cfg.MODEL.label_map, os.path.dirname(run.cfg.get("_path", ""))),
+                                label_map_path(run.cfg),
                                 desc="valid")
         if res["mAP"] is not None:
             run.say("[VALID] Epoch {}\tframe-mAP@0.5: {:.4f}\t({} keyframes, {} skipped)".format(

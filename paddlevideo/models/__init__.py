@@ -28,6 +28,8 @@ MODELS = {
                                           m.dropout_ratio, m.blocks or None),
 }
 ALIASES = {"AVA_SLOWFAST_FASTRCNN": "SLOWFAST_AVA"}     # PaddleVideo's export name
+# the class behind each name, for what the family declares (``task``, ``onnx_opset``) before it is built
+CLASSES = {"TSN": TSN, "TSM": TSM, "STNET": StNet, "I3D": I3D, "SLOWFAST": SlowFast, "SLOWFAST_AVA": SlowFastAVA}
 
 
 def model_name(cfg):
@@ -39,12 +41,12 @@ def model_name(cfg):
 def task_of(cfg):
     """``classification`` or ``detection``: what the family's batches, loss and metrics are (a model class's
     ``task`` attribute; the engine's :mod:`~paddlevideo.engine.tasks` owns each)."""
-    return {"SLOWFAST_AVA": SlowFastAVA.task}.get(model_name(cfg), "classification")
+    return getattr(CLASSES.get(model_name(cfg)), "task", "classification")
 
 
 def onnx_opset(cfg):
     """The ONNX opset the family exports with (RoIAlign's aligned mode needs 16; the rest use 13)."""
-    return {"SLOWFAST_AVA": SlowFastAVA.onnx_opset}.get(model_name(cfg), 13)
+    return getattr(CLASSES.get(model_name(cfg)), "onnx_opset", 13)
 
 
 def build_model(cfg):
@@ -77,4 +79,5 @@ def build_model(cfg):
     return MODELS[name](m)
 
 
-__all__ = ["MODELS", "build_model", "model_name", "task_of", "onnx_opset", "SlowFastAVA", "I3D", "ResNet", "SlowFast", "StNet", "TSM", "TSN"]
+__all__ = ["MODELS", "CLASSES", "build_model", "model_name", "task_of", "onnx_opset", "SlowFastAVA", "I3D", "ResNet",
+           "SlowFast", "StNet", "TSM", "TSN"]

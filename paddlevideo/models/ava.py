@@ -38,13 +38,19 @@ class BBoxHeadAVA(nn.Layer):
         self.fc_cls = nn.Linear(in_channels, num_classes, weight_attr=nn.initializer.Normal(0.0, 0.01),
                                 bias_attr=nn.initializer.Constant(0.0))
 
-    def forward(self, rois, valid):
-        """rois ``[R, C, 8, 8]``, valid ``[R, 1]`` bool (box area > 0) → logits ``[R, num_classes]``."""
+    @staticmethod
+    def pooled(rois, boxes):
+        """Spatial max of ``rois [R, C, 8, 8]`` → ``[R, C]``; 0 for the zero-area ``boxes`` (Paddle's roi_align gives
+        NaN there).  (``F.adaptive_max_pool2d``: ``Tensor.max``'s backward is ~100× slower on CPU.)"""
+        x = F.adaptive_max_pool2d(rois, 1).flatten(1)
+        valid = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0).unsqueeze(1)
+        return paddle.where(valid, x, paddle.zeros_like(x))
+
+    def forward(self, rois, boxes):
+        """rois ``[R, C, 8, 8]`` of ``boxes [R, 4]`` → logits ``[R, num_classes]``."""
         if self.dropout is not None:
             rois = self.dropout(rois)
-        x = F.adaptive_max_pool2d(rois, 1).flatten(1)         # (Tensor.max's backward is ~100x slower on CPU)
-        x = paddle.where(valid, x, paddle.zeros_like(x))      # Paddle's roi_align gives NaN for empty boxes
-        return self.fc_cls(x)
+        return self.fc_cls(self.pooled(rois, boxes))
 
 
 class AVARoIHead(nn.Layer):
@@ -62,8 +68,7 @@ class AVARoIHead(nn.Layer):
                          sampling_ratio=0, aligned=True)
 
     def forward(self, slow, fast, boxes, boxes_num):
-        valid = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0).unsqueeze(1)
-        return self.bbox_head(self.features(slow, fast, boxes, boxes_num), valid)
+        return self.bbox_head(self.features(slow, fast, boxes, boxes_num), boxes)
 
 
 class SlowFastAVA(nn.Layer):
@@ -96,9 +101,7 @@ class SlowFastAVA(nn.Layer):
     def forward_features(self, clip, boxes, boxes_num):
         """The fc's input per box ``[R, C]`` (spatially max-pooled RoI features)."""
         slow, fast = self.pathways(clip)
-        x = F.adaptive_max_pool2d(self.roi_head.features(slow, fast, boxes, boxes_num), 1).flatten(1)
-        valid = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0).unsqueeze(1)
-        return paddle.where(valid, x, paddle.zeros_like(x))
+        return self.roi_head.bbox_head.pooled(self.roi_head.features(slow, fast, boxes, boxes_num), boxes)
 
     @staticmethod
     def loss(logits, targets):
