@@ -8,6 +8,10 @@ Every measurement runs in its own subprocess so that its peak RSS is its own.  M
   (``dygraph``, ``paddle-inference`` = exported model + oneDNN, ``onnxruntime`` = paddle2onnx);
 * end-to-end ``predict.py`` on a real clip (wall time, and the time after start-up);
 * reader throughput (clips/s, TSM 8x224 train transforms) with 0, 1 and 2 loader workers;
+* ``ava``: the AVA detector (configs/slowfast_ava.yaml, SlowFast-R50 8x8 + RoI head) on one keyframe clip
+  32 x 256x341 with 8 boxes, seconds per keyframe per backend, and the trunk alone (trunk + temporal
+  mean) on the same backend: JSON ``ava.<backend>`` with ``seconds_per_keyframe``, ``backbone_seconds``,
+  ``head_over_backbone`` (the RoI head's share, target <= 0.15);
 * training: seconds per step and clips/s (random clips, Momentum, median after a warm-up) of the demo's
   small TSM (batch 16 × 8 × 32²) and TSM-R50 (batch 2 × 8 × 224²) as ``training.<model>.<variant>``:
   ``1proc-2threads`` (the default set-up), ``1proc-1thread``, ``2proc-1thread`` (two data-parallel
@@ -114,6 +118,56 @@ def child_model(name, backend, repeat, threads):
     return dict({"seconds_per_clip": round(sec, 4), "setup_seconds": round(setup, 2),
                  "gflops_per_clip": round(flops / 1e9, 1) if flops else None,
                  "gflop_per_s": round(flops / 1e9 / sec, 1) if flops else None, "shape": shape}, **extra)
+
+
+def child_ava(backend, repeat, threads):
+    """Runs in a subprocess: the AVA detector vs its trunk on one backend (random weights)."""
+    import tempfile
+    import numpy as np
+    import paddle
+    import paddlevideo  # noqa: F401
+    from paddlevideo import build_model, load_config
+    from paddlevideo.engine.backends import InferenceRunner, OnnxRunner, dygraph_runner, export_model, to_onnx
+    from paddlevideo.engine.tasks import task_for
+    cfg = load_config(os.path.join(ROOT, "configs", "slowfast_ava.yaml"))
+    m = cfg.mode("infer")
+    model = build_model(cfg)
+    model.eval()
+
+    class Trunk(paddle.nn.Layer):
+        """The detector up to the RoI head's input: ``[N, 2304, H/16, W/16]``."""
+
+        def __init__(self, det):
+            super().__init__()
+            self.det = det
+
+        def forward(self, x):
+            slow, fast = self.det.pathways(x)
+            return paddle.concat([slow.mean(axis=2), fast.mean(axis=2)], axis=1)
+
+    rs = np.random.RandomState(0)
+    x = rs.rand(1, m.seg_num, 3, 256, 341).astype("float32")
+    xy = rs.uniform(0, 120, (8, 2))
+    boxes = np.concatenate([xy, xy + rs.uniform(40, 130, (8, 2))], axis=1).astype("float32")
+    inputs = {"full": (x, boxes, np.array([8], np.int32)), "trunk": (x,)}
+    specs = {"full": task_for(cfg).input_specs(m), "trunk": task_for(cfg).input_specs(m)[:1]}
+    out = {}
+    for part, net in (("full", model), ("trunk", Trunk(model))):
+        if backend == "dygraph":
+            run = dygraph_runner(net)
+        else:
+            prefix = export_model(net, os.path.join(tempfile.mkdtemp(), "m"), specs[part])
+            run = OnnxRunner(to_onnx(prefix, 16), threads) if backend == "onnxruntime" else InferenceRunner(prefix, threads)
+        run(*inputs[part])
+        times = []
+        for _ in range(repeat):
+            t = time.time()
+            run(*inputs[part])
+            times.append(time.time() - t)
+        out[part] = float(np.median(times))
+    return {"seconds_per_keyframe": round(out["full"], 4), "backbone_seconds": round(out["trunk"], 4),
+            "head_over_backbone": round(out["full"] / out["trunk"] - 1.0, 4), "boxes": 8,
+            "shape": [1, m.seg_num, 3, 256, 341]}
 
 
 # training models: (config, overrides, batch per process)
@@ -243,7 +297,7 @@ def main():
                    help="comma-separated, from: {} (-int8/-bf16: lower precision)".format(", ".join(BACKENDS)))
     p.add_argument("--sections", default="models,reader,predict,training,precision",
                    help="what to measure: models, reader, predict, training, precision (the int8/bf16 accuracy "
-                        "check of scripts/quantize_check.py with the demo's TSM; comma-separated)")
+                        "check of scripts/quantize_check.py with the demo's TSM), ava (the detector; comma-separated)")
     p.add_argument("--train_steps", type=int, default=3, help="timed training steps per variant (after one warm-up)")
     p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -255,6 +309,8 @@ def main():
                 return 0
         elif kind == "model":
             res = child_model(a.child[1], a.child[2], int(a.child[3]), int(a.child[4]))
+        elif kind == "ava":
+            res = child_ava(a.child[1], int(a.child[2]), int(a.child[3]))
         else:
             res = child_reader(int(a.child[1]), int(a.child[2]))
         res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -264,7 +320,7 @@ def main():
 
     results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                            "python": platform.python_version(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
-               "models": {}, "reader": {}, "training": {}}
+               "models": {}, "reader": {}, "training": {}, "ava": {}}
     try:  # not `import paddle` here: it would pin OMP_NUM_THREADS=1 for every child process
         from importlib.metadata import version
         results["machine"]["paddle"] = version("paddlepaddle")
@@ -286,6 +342,10 @@ def main():
         r = run_child(["reader", workers, 10])
         results["reader"]["{} workers".format(workers)] = r
         print("reader {} workers: {}".format(workers, r), flush=True)
+    for backend in (("dygraph", "paddle-inference", "onnxruntime") if "ava" in sections else ()):
+        r = run_child(["ava", backend, a.repeat, a.threads])
+        results["ava"][backend] = r
+        print("ava detector / {:<17} {}".format(backend, r), flush=True)
     if "predict" in sections:
         results["predict_e2e_tsm_r50"] = predict_e2e(a.threads)
     if "precision" in sections:
@@ -330,6 +390,10 @@ def main():
         print("| reader, {} | {} clips/s | | {} |".format(k, r.get("clips_per_s", r.get("error")), r.get("peak_rss_mb")))
     for k, r in results.get("predict_e2e_tsm_r50", {}).items():
         print("| predict.py TSM-R50, {} | {} s wall | | |".format(k, r["seconds"]))
+    for k, r in results["ava"].items():
+        print("| AVA detector 32x256x341, 8 boxes | {} | {} s/keyframe | trunk {} s | head share {} | {} |".format(
+            k, r.get("seconds_per_keyframe", r.get("error")), r.get("backbone_seconds"), r.get("head_over_backbone"),
+            r.get("peak_rss_mb")))
     if results["training"]:
         print("\n| training | variant | s/step | clips/s |\n|---|---|---|---|")
         for name, variants in results["training"].items():

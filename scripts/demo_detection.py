@@ -145,7 +145,7 @@ def render_clip(data, out, over, weights):
     cap.release()
     png = os.path.join(out, "rendered_frame.png")
     if ok:
-        cv2.imwrite(png, cv2.resize(img, (img.shape[1] * 3, img.shape[0] * 3), interpolation=cv2.INTER_NEAREST))
+        cv2.imwrite(png, img)
     return res_path, mp4, png
 
 

@@ -5,7 +5,8 @@ frames every ``frame_interval`` frames *at 30 fps* (the training rate; rescaled 
 it.  Person boxes come from ``--proposals FILE`` or a person detector:
 
 * ``--proposals``: a pickle (AVA layout) or JSON ``{"<video stem>,<seconds %04d>": [[x1, y1, x2, y2(, score)],
-  ...]}`` with normalised boxes; keyframes without an entry get no boxes (reported);
+  ...]}`` with normalised boxes, kept by the evaluation's rule (score ≥ min(0.9, the keyframe's max));
+  keyframes without an entry get no boxes (reported);
 * a detector: any callable ``detector(frame RGB uint8 [H, W, 3]) -> [n, 5]`` (pixel x1, y1, x2, y2, score).
   The zero-download default is OpenCV's HOG people detector (:class:`HOGPersonDetector`); pass your own with
   ``--detector module:attribute`` (a class, instantiated without arguments, or a function), e.g. a
@@ -23,11 +24,10 @@ import pickle
 import cv2
 import numpy as np
 
-from ..config import resolve_path
-from ..data.ava import FPS, read_label_map, rescale
+from ..data.ava import FPS, box_array, read_label_map, rescale, select_proposals
 from ..errors import UserError
 from .backends import make_runner
-from .common import log, resolve_weights, set_device
+from .common import label_map_path, log, resolve_weights, set_device, write_json
 
 
 class HOGPersonDetector:
@@ -78,8 +78,7 @@ def read_box_file(path):
         else:
             with open(path, "rb") as f:
                 raw = pickle.load(f, encoding="latin1")
-        return {k: np.asarray(v, np.float64).reshape(-1, np.shape(v)[-1] if np.ndim(v) == 2 else 4)
-                for k, v in raw.items()}
+        return {k: box_array(v) for k, v in raw.items()}
     except Exception as e:  # noqa: BLE001  (any unreadable content is a bad file)
         raise UserError("--proposals {}: not a pickle/JSON dict of boxes ({})".format(path, e))
 
@@ -107,7 +106,7 @@ def detect_video(cfg, video_path, stride=1.0, proposals=None, detector=None, thr
         raise UserError("--video_path {} does not exist".format(video_path))
     names = {}
     if cfg.MODEL.label_map:
-        names, _ = read_label_map(resolve_path(cfg.MODEL.label_map, os.path.dirname(cfg.get("_path", ""))))
+        names, _ = read_label_map(label_map_path(cfg))
     boxes_file = read_box_file(proposals) if proposals else None
     person = None if boxes_file is not None else load_detector(detector)
     w = None if exported and not weights else resolve_weights(cfg, weights, cache_dir)
@@ -121,10 +120,11 @@ def detect_video(cfg, video_path, stride=1.0, proposals=None, detector=None, thr
     stem = os.path.splitext(os.path.basename(video_path))[0]
     result = {"video": os.path.abspath(video_path), "fps": fps, "stride": stride, "backend": used,
               "threshold": threshold, "keyframes": []}
+    needed = {int(j) for _, key, idx in plan for j in list(idx) + [key]}
     frames, k, i, missing = {}, 0, 0, 0
     while k < len(plan):
         ok = cap.grab()
-        if ok and any(i in set(p[2].tolist()) or i == p[1] for p in plan[k:k + 3]):
+        if ok and i in needed:
             ok, img = cap.retrieve()
             if ok:
                 frames[i] = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -141,8 +141,9 @@ def detect_video(cfg, video_path, stride=1.0, proposals=None, detector=None, thr
                 if b is None:
                     missing += 1
                     b = np.zeros((0, 5))
-                px = b[:, :4] * np.array([wd, h, wd, h])
+                b = select_proposals(b)                  # score >= min(0.9, max), as in evaluation
                 scores = b[:, 4] if b.shape[1] > 4 else np.ones(len(b))
+                px = b[:, :4] * np.array([wd, h, wd, h])
             else:
                 d = np.asarray(person(keyimg), np.float64).reshape(-1, 5)
                 px, scores = d[:, :4], d[:, 4]
@@ -163,9 +164,7 @@ def detect_video(cfg, video_path, stride=1.0, proposals=None, detector=None, thr
     if missing:
         log("[DETECT] {} keyframes had no entry in {} (keys '{},<seconds %04d>')".format(missing, proposals, stem))
     if output:
-        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-        with open(output, "w") as f:
-            json.dump(result, f, indent=1)
+        write_json(output, result)
         log("[DETECT] results written to {}".format(output))
     if render:
         render_video(video_path, result, render, stride)
@@ -194,30 +193,36 @@ def _score(runner, clip, px, det_scores, m, t, key, w, h, names, threshold):
 
 
 def render_video(video_path, result, out, stride):
-    """Copy of the video with each keyframe's boxes and actions drawn until the next keyframe."""
+    """Copy of the video with each keyframe's boxes and actions drawn until the next keyframe; a video whose
+    short side is under 360 px is upscaled (nearest) by an integer factor so that the labels stay legible."""
     cap = cv2.VideoCapture(video_path)
     fps = result["fps"]
-    writer, i, kfs, cur = None, 0, result["keyframes"], None
+    writer, i, kfs, cur, up = None, 0, list(result["keyframes"]), None, 1
     try:
         while True:
             ok, img = cap.read()
             if not ok:
                 break
             if writer is None:
+                up = max(1, int(round(360 / min(img.shape[:2]))))
                 os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-                writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"mp4v"), fps, (img.shape[1], img.shape[0]))
+                writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                         (img.shape[1] * up, img.shape[0] * up))
+            if up > 1:
+                img = cv2.resize(img, (img.shape[1] * up, img.shape[0] * up), interpolation=cv2.INTER_NEAREST)
             t = i / fps
             while kfs and kfs[0]["time"] <= t + 1e-6:
                 cur = kfs.pop(0)
-            scale = max(0.35, img.shape[0] / 600)
+            scale = img.shape[0] / 720
             if cur is not None and t - cur["time"] < stride + 1e-6:
                 for p in cur["persons"]:
-                    x1, y1, x2, y2 = [int(round(v)) for v in p["box"]]
-                    cv2.rectangle(img, (x1, y1), (x2, y2), (0, 255, 0), 1 if scale < 0.5 else 2)
+                    x1, y1, x2, y2 = [int(round(v * up)) for v in p["box"]]
+                    cv2.rectangle(img, (x1, y1), (x2, y2), (0, 255, 0), 2)
                     for j, a in enumerate(p["actions"][:3]):
-                        cv2.putText(img, "{} {:.2f}".format(a["label"], a["score"]), (x1 + 2, y1 + int(12 * scale * 2.2) * (j + 1) // 2 + 8),
-                                    cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8, (255, 255, 0), 1, cv2.LINE_AA)
-            cv2.putText(img, "t={:.1f}s".format(t), (4, img.shape[0] - 6), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        cv2.putText(img, "{} {:.2f}".format(a["label"], a["score"]),
+                                    (x1 + 3, y1 + int(28 * scale) * (j + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                                    (255, 255, 0), 1, cv2.LINE_AA)
+            cv2.putText(img, "t={:.1f}s".format(t), (6, img.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, scale * 1.2,
                         (255, 255, 255), 1, cv2.LINE_AA)
             writer.write(img)
             i += 1
