@@ -5,7 +5,7 @@ from paddlevideo.errors import run_cli
 
 
 def main(argv):
-    p = base_parser(__doc__)
+    p = base_parser(__doc__, config_required=False)
     p.add_argument("--weights", default=None, help="weights to evaluate (default: MODEL.weights)")
     p.add_argument("--filelist", default=None, help="list to evaluate (overrides TEST.filelist)")
     add_backend_args(p)

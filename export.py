@@ -7,7 +7,7 @@ from paddlevideo.errors import run_cli
 
 
 def main(argv):
-    p = base_parser(__doc__)
+    p = base_parser(__doc__, config_required=False)
     p.add_argument("--weights", default=None, help="weights to export (default: MODEL.weights)")
     p.add_argument("--mode", default="infer", choices=["infer", "test"],
                    help="whose seg_num/seglen/target_size fix the input shape (default infer)")
@@ -15,6 +15,7 @@ def main(argv):
     args = p.parse_args(argv)
     cfg = config_from_args(args, args.mode)
     from paddlevideo import build_model, load_weights
+    from paddlevideo.config import save_config
     from paddlevideo.engine.backends import export_model, int8_model, to_onnx
     from paddlevideo.engine.tasks import task_for
     from paddlevideo.models import onnx_opset
@@ -25,6 +26,7 @@ def main(argv):
     specs = task_for(cfg).input_specs(cfg.mode(args.mode))
     prefix = os.path.join(args.save_dir or "./inference", cfg.MODEL.name)
     export_model(model, prefix, specs)
+    save_config(cfg, prefix + ".yaml", "written by export.py")
     print("[EXPORT] {} -> {}.{{json,pdiparams}} with input {} (use predict.py --exported {})".format(
         w, prefix, ", ".join("{} {}".format(s.name, [d if d and d > 0 else None for d in s.shape]) for s in specs),
         prefix))

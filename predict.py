@@ -5,7 +5,7 @@ from paddlevideo.errors import UserError, run_cli
 
 
 def main(argv):
-    p = base_parser(__doc__, config="configs/tsm.yaml")   # the model: MODEL.name of the config
+    p = base_parser(__doc__, config_required=False)   # the model: MODEL.name of the config
     p.add_argument("--weights", default=None, help="weights (default: MODEL.weights of the config)")
     p.add_argument("--video_path", default=None, help="one video file")
     p.add_argument("--filelist", default=None, help="a list of videos (overrides INFER.filelist)")
@@ -31,7 +31,7 @@ def main(argv):
                         "OpenCV's built-in HOG people detector)")
     add_backend_args(p)
     args = p.parse_args(argv)
-    cfg = config_from_args(args, "infer")
+    cfg = config_from_args(args, "infer", default="configs/tsm.yaml")
     from paddlevideo.models import task_of
     if task_of(cfg) == "detection":
         if not args.video_path:

@@ -334,3 +334,27 @@ def validate(cfg, path):
         if m["target_size"] > m["short_size"]:
             raise UserError("{}: {}.target_size ({}) must not exceed short_size ({})".format(
                 path, mode.upper(), m["target_size"], m["short_size"]))
+
+
+# the MODEL keys that define the network a checkpoint holds (a config that differs on one builds another network)
+NETWORK_KEYS = ("name", "format", "num_classes", "num_layers", "width", "blocks", "stem", "seg_num", "seglen",
+                "shift_ratio", "alpha", "beta", "fusion_kernel", "pool_size")
+
+
+def save_config(cfg, path, note="written by train.py"):
+    """Write the resolved config (every section, overrides applied) as YAML to ``path`` (atomically)."""
+    body = {s: {k: copy.deepcopy(v) for k, v in cfg.get(s, {}).items()} for s in SECTIONS}
+    tmp = "{}.tmp{}".format(path, os.getpid())
+    with open(tmp, "w") as f:
+        f.write("# the resolved config of this model ({}; from {})\n".format(note, cfg.get("_path", "?")))
+        yaml.safe_dump(body, f, sort_keys=False, default_flow_style=None)
+    os.replace(tmp, path)
+    return path
+
+
+def network_differences(a, b):
+    """``[(key, a's value, b's value)]`` for the :data:`NETWORK_KEYS` on which two configs' MODEL sections differ."""
+    def norm(k, v):
+        return str(v).upper() if k == "name" else v
+    return [(k, a.MODEL.get(k), b.MODEL.get(k)) for k in NETWORK_KEYS
+            if norm(k, a.MODEL.get(k)) != norm(k, b.MODEL.get(k))]

@@ -135,6 +135,47 @@ def test_predict_video_and_list(work, full_run, write_list):
     assert all(len(r["top_k"]) == 1 for r in many)
 
 
+def test_checkpoints_carry_their_config_and_the_clis_use_it(work, full_run, tmp_path):
+    from paddlevideo import load_config
+    for stem in ("TSM_epoch0", "TSM_epoch1", "TSM_final"):
+        saved = load_config(str(work / "full" / (stem + ".yaml")))
+        assert (saved.MODEL.name, saved.MODEL.num_classes, saved.MODEL.seg_num) == ("TSM", 2, 4)
+    w = work / "full" / "TSM_final.pdparams"
+    # no --config, no overrides: the network comes from TSM_final.yaml (2 classes, 4 segments, 64 px)
+    run_cli("eval.py", "--weights", w, "--filelist", work / "test.list", "--save_dir", tmp_path / "a")
+    run_cli("eval.py", "--config", SMALL, *OPTS, "--weights", w, "--filelist", work / "test.list",
+            "--save_dir", tmp_path / "b")
+    a, b = (json.loads((tmp_path / d / "TSM_eval.json").read_text()) for d in "ab")
+    assert a["model"] == "TSM" and a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+    # an explicit config of another network stops with one line naming the keys and both values
+    p = run_cli("predict.py", "--config", os.path.join(ROOT, "configs", "tsn.yaml"), "--weights", w,
+                "--video_path", clip("arm_wrestling.mp4"), check=False)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert "MODEL.name 'TSM' there, 'TSN' here" in p.stderr and "MODEL.num_classes 2 there, 400 here" in p.stderr
+    p = run_cli("eval.py", "--model_name", "TSN", "--weights", w, "--filelist", work / "test.list", check=False)
+    assert p.returncode == 2 and "--model_name" in p.stderr and "MODEL.name 'TSM' there" in p.stderr
+    # export puts the config in the exported folder; predict --exported needs nothing else
+    run_cli("export.py", "--weights", w, "--save_dir", tmp_path / "exp")
+    assert (tmp_path / "exp" / "TSM.yaml").is_file()
+    run_cli("predict.py", "--exported", tmp_path / "exp" / "TSM", "--backend", "paddle-inference",
+            "--video_path", clip("arm_wrestling.mp4"), "--output", tmp_path / "p.json")
+    assert len(json.loads((tmp_path / "p.json").read_text())[0]["top_k"]) == 2
+
+
+def test_resume_auto_takes_only_a_checkpoint_of_the_same_run(work, full_run, tmp_path):
+    import shutil
+    save = tmp_path / "ck"
+    save.mkdir()
+    for ext in (".pdparams", ".pdopt", ".yaml", ".state.json"):
+        shutil.copy(work / "full" / ("TSM_epoch0" + ext), save / ("TSM_epoch0" + ext))
+    same = train(work, save, "--epoch", 1, "--resume", "auto")
+    assert "continuing TSM_epoch0 (the furthest checkpoint of the same network and training list)" in same.stdout
+    assert "nothing to do" in same.stdout
+    other = train(work, save, "--epoch", 1, "--resume", "auto", "-o", "MODEL.num_classes=3")
+    assert "not TSM_epoch0 (another run: num_classes 2 (now 3))" in other.stdout
+    assert "starting from scratch" in other.stdout and "Epoch 0 finished" in other.stdout
+
+
 def test_user_mistakes_are_one_line(work):
     p = run_cli("train.py", "--config", SMALL, "-o", "TRAIN.filelist=/nope.list", check=False)
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "/nope.list" in p.stderr

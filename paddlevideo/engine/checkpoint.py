@@ -2,6 +2,9 @@
 
 * ``.pdparams`` — model state dict (``paddle.save``), loadable by ``load_weights``;
 * ``.pdopt`` — optimizer state dict, including the LR scheduler;
+* ``.yaml`` — the run's resolved config (:func:`~paddlevideo.config.save_config`): eval/predict/export given
+  ``--weights`` and no ``--config`` build the network from it; ``--resume auto`` takes only a checkpoint whose
+  config builds the same network on the same training list;
 * ``.state.json`` — where to continue (``next_epoch``, ``next_batch``), the last completed epoch,
   global step, learning rate, the run's seed (every random stream of epoch e derives from
   (seed, e)) and, for a mid-epoch checkpoint, Paddle's RNG state (base64 pickle).
@@ -17,25 +20,40 @@ import os
 
 import paddle
 
+from ..config import load_config, network_differences, save_config
 from ..errors import UserError
 
 STATE_EXT = ".state.json"
 
 
-def save_checkpoint(save_dir, prefix, model, optimizer, state):
-    """Write ``save_dir/prefix.{pdparams,pdopt,state.json}`` atomically; return the path prefix."""
+def config_beside(weights):
+    """The config written beside a checkpoint or an exported model (``W.pdparams`` → ``W.yaml``; an export prefix
+    P → ``P.yaml``), or None."""
+    if not weights or "://" in weights:
+        return None
+    path = (weights[:-len(".pdparams")] if weights.endswith(".pdparams") else weights) + ".yaml"
+    return path if os.path.isfile(path) else None
+
+
+def save_checkpoint(save_dir, prefix, model, optimizer, state, cfg=None):
+    """Write ``save_dir/prefix.{pdparams,pdopt,yaml,state.json}`` atomically (``.yaml``: ``cfg``, when given);
+    return the path prefix."""
     os.makedirs(save_dir, exist_ok=True)
     base = os.path.join(save_dir, prefix)
     tmp = "{}.tmp{}".format(base, os.getpid())
     paddle.save(model.state_dict(), tmp + ".pdparams")
     paddle.save(optimizer.state_dict(), tmp + ".pdopt")
+    exts = [".pdparams", ".pdopt"]
+    if cfg is not None:
+        save_config(cfg, tmp + ".yaml")
+        exts.append(".yaml")
     with open(tmp + STATE_EXT, "w") as f:
         json.dump(state, f, indent=1)
         f.flush()
         os.fsync(f.fileno())
     if os.path.exists(base + STATE_EXT):
         os.remove(base + STATE_EXT)
-    for ext in (".pdparams", ".pdopt", STATE_EXT):
+    for ext in exts + [STATE_EXT]:
         os.replace(tmp + ext, base + ext)
     return base
 
@@ -63,10 +81,29 @@ def _strip(path):
     return path
 
 
-def find_latest(save_dir, name):
+def run_differences(cfg, base):
+    """Why the checkpoint ``base`` is not a run of ``cfg``: ``[(key, checkpoint's value, cfg's value)]`` over the
+    network keys and the training list (empty: the same run); None when no config is beside it (a checkpoint
+    written before checkpoints carried their config)."""
+    path = base + ".yaml"
+    if not os.path.isfile(path):
+        return None
+    try:
+        old = load_config(path)
+    except UserError as e:
+        return [("config", "unreadable ({})".format(e), "-")]
+    diff = network_differences(old, cfg)
+    a, b = old.mode("train").filelist, cfg.mode("train").filelist
+    if a != b and not (a and b and os.path.abspath(a) == os.path.abspath(b)):
+        diff.append(("TRAIN.filelist", a, b))
+    return diff
+
+
+def find_latest(save_dir, name, cfg=None):
     """The prefix of the complete checkpoint of ``name`` in ``save_dir`` that is furthest along
-    (``NAME_epoch{N}`` or ``NAME_interrupted``), or None."""
-    best, best_point = None, None
+    (``NAME_epoch{N}`` or ``NAME_interrupted``) among those of the same run as ``cfg`` (see
+    :func:`run_differences`), or None; and ``[(prefix, reason)]`` for the complete checkpoints passed over."""
+    best, best_point, passed = None, None, []
     patterns = (name + "_epoch*" + STATE_EXT, name + "_interrupted" + STATE_EXT)
     for pattern in patterns:
         for state_path in glob.glob(os.path.join(glob.escape(save_dir), pattern)):
@@ -78,9 +115,13 @@ def find_latest(save_dir, name):
                     point = resume_point(json.load(f))
             except (OSError, ValueError, KeyError):
                 continue
+            diff = run_differences(cfg, base) if cfg is not None else []
+            if diff:
+                passed.append((base, "another run: " + ", ".join("{} {} (now {})".format(k, a, b) for k, a, b in diff)))
+                continue
             if best_point is None or point > best_point:
                 best, best_point = base, point
-    return best
+    return best, passed
 
 
 def read_resume(path):

@@ -2,7 +2,7 @@
 import argparse
 import os
 
-from ..config import PROJECT_ROOT, load_config, validate
+from ..config import PROJECT_ROOT, load_config, network_differences, validate
 from ..errors import UserError
 
 
@@ -21,10 +21,14 @@ class _Parser(argparse.ArgumentParser):
         raise UserError("{}: {} (see --help)".format(self.prog, message))
 
 
-def base_parser(description, model_name=None, config=None):
+def base_parser(description, config_required=True):
+    """The flags every CLI shares.  ``config_required=False`` (eval/predict/export): ``--config`` may be left out
+    when ``--weights``/``--exported`` has the config it was trained with beside it (see :func:`config_from_args`)."""
     p = _Parser(description=description)
-    p.add_argument("--model_name", default=model_name, help="model to use (default: MODEL.name of the config)")
-    p.add_argument("--config", default=config, required=config is None, help="YAML config file")
+    p.add_argument("--model_name", default=None, help="model to use (default: MODEL.name of the config)")
+    p.add_argument("--config", default=None, required=config_required,
+                   help="YAML config file" + ("" if config_required else
+                                              " (default: the one beside --weights / --exported)"))
     p.add_argument("--batch_size", type=int, default=None, help="batch size per process (overrides the config)")
     p.add_argument("--use_gpu", type=str2bool, default=None, help="True/False (default: the config, else False)")
     p.add_argument("--log_interval", type=int, default=10, help="log every N batches")
@@ -56,11 +60,26 @@ def add_precision_args(p):
     p.add_argument("--calibration_size", type=int, default=None, help="int8: clips used from --calibration (default 32)")
 
 
-def config_from_args(args, mode):
-    """Load ``args.config`` and apply, in order: ``-o`` overrides, then the explicit flags."""
-    path = args.config
+def _config_path(args, default):
+    """``(config to load, config beside the weights or None)``: ``--config``, else the config written beside
+    ``--weights`` (``W.yaml``) or ``--exported`` (``P.yaml``), else ``default``."""
+    from .checkpoint import config_beside
+    beside = config_beside(getattr(args, "exported", None)) or config_beside(getattr(args, "weights", None))
+    path = args.config or beside or default
+    if path is None:
+        raise UserError("no --config given and no config beside --weights (W.yaml next to W.pdparams, written by "
+                        "train.py); pass --config CONFIG.yaml")
     if not os.path.exists(path) and os.path.exists(os.path.join(PROJECT_ROOT, path)):
         path = os.path.join(PROJECT_ROOT, path)
+    return path, beside
+
+
+def config_from_args(args, mode, default=None):
+    """Load the config (``--config``, else the one beside ``--weights``/``--exported``, else ``default``) and
+    apply, in order: ``-o`` overrides, then the explicit flags.  An explicit ``--config`` that builds another
+    network than the config beside the weights (a :data:`~paddlevideo.config.NETWORK_KEYS` value differs) is an
+    error naming the keys and both values."""
+    path, beside = _config_path(args, default)
     cfg = load_config(path, args.override)
     section = mode.upper()
     if args.model_name:
@@ -78,4 +97,12 @@ def config_from_args(args, mode):
         if getattr(args, flag, None) is not None:
             cfg.set("TRAIN." + key, getattr(args, flag), "--" + flag)
     validate(cfg, path)
+    if beside:
+        diff = network_differences(load_config(beside, args.override), cfg)
+        if diff:
+            raise UserError("{} builds another network than the one the weights were trained with ({}: {}; their "
+                            "config: {}); drop --config/--model_name to use that config, or fix the keys".format(
+                                "--config {}".format(args.config) if args.config else "--model_name",
+                                ", ".join(k for k, _, _ in diff), "; ".join(
+                                    "MODEL.{} {!r} there, {!r} here".format(k, a, b) for k, a, b in diff), beside))
     return cfg

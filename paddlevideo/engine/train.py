@@ -26,7 +26,8 @@ from ..models import build_model
 from ..weights import load_weights
 from . import parallel
 from .backends import dygraph_runner
-from .checkpoint import find_latest, read_resume, remove_stale_temporaries, resume_point, save_checkpoint
+from .checkpoint import (find_latest, read_resume, remove_stale_temporaries, resume_point, run_differences,
+                         save_checkpoint)
 from .common import label_map_path, log, set_device, warn
 from .curves import VisualDLWriter, plot_curves, read_jsonl
 from .evaluate import merge_results, run_eval
@@ -111,14 +112,13 @@ class _NoStop:
         return False
 
 
-def _save_interrupted(save_dir, model_name, model, opt, seed, m, epoch, next_batch, step, amp=None):
+def _save_interrupted(run, epoch, next_batch):
     """Save where a stopped run continues (mid-epoch, with the RNG state) and exit 130."""
-    state = {"epoch": epoch - 1, "next_epoch": epoch, "next_batch": next_batch, "step": step,
-             "lr": opt.get_lr(), "seed": seed, "rng": _encode_rng(paddle.get_rng_state()),
-             "model": model_name, "num_classes": m.num_classes}
-    if amp is not None:
-        state.update(amp.checkpoint())
-    base = save_checkpoint(save_dir, "{}_interrupted".format(model_name), model, opt, state)
+    state = {"epoch": epoch - 1, "next_epoch": epoch, "next_batch": next_batch, "step": run.step,
+             "lr": run.opt.get_lr(), "seed": run.seed, "rng": _encode_rng(paddle.get_rng_state()),
+             "model": run.model_name, "num_classes": run.m.num_classes}
+    state.update(run.amp.checkpoint())
+    base = save_checkpoint(run.save_dir, "{}_interrupted".format(run.model_name), run.net, run.opt, state, run.cfg)
     log("[TRAIN] interrupted in epoch {} after batch {}; saved {}.pdparams — continue with --resume auto"
         .format(epoch, next_batch, base))
     raise SystemExit(130)
@@ -264,12 +264,18 @@ def _restore(run, resume, pretrain, fix_random_seed, cache_dir):
     parallel.barrier(world)
     run.start_epoch, run.step, state, opt_path = 0, 0, None, None
     if resume == "auto":
-        base = find_latest(run.save_dir, run.model_name)
+        base, passed = find_latest(run.save_dir, run.model_name, run.cfg)
+        for other, why in passed:
+            say("[TRAIN] --resume auto: not {} ({})".format(os.path.basename(other), why))
         if base is None:
-            say("[TRAIN] --resume auto: no checkpoint of {} in {}, starting from scratch".format(
+            say("[TRAIN] --resume auto: no checkpoint of this run of {} in {}, starting from scratch".format(
                 run.model_name, run.save_dir))
             resume = None
         else:
+            fits = run_differences(run.cfg, base)
+            say("[TRAIN] --resume auto: continuing {} (the furthest checkpoint {})".format(
+                os.path.basename(base), "of the same network and training list" if fits is not None
+                else "in {}; it has no config beside it, so its run cannot be checked".format(run.save_dir)))
             resume = base + ".pdparams"
     if resume:
         params_path, opt_path, state = read_resume(download.resolve(resume, cache_dir))
@@ -396,11 +402,11 @@ def _train_epoch(run, epoch, stop, jsonl, log_interval, trace):
                                .format(epoch, it, lv, a1 / max(b, 1), a5 / max(b, 1)))
             done = it + 1
             if stop.requested and last:
-                _save_interrupted(run.save_dir, run.model_name, net, opt, run.seed, m, epoch, done, run.step, amp)
+                _save_interrupted(run, epoch, done)
     except Exception:
         if not stop.requested:   # workers also get Ctrl-C and may die first
             raise
-        _save_interrupted(run.save_dir, run.model_name, net, opt, run.seed, m, epoch, done, run.step, amp)
+        _save_interrupted(run, epoch, done)
     bar.close()
     return [n, loss_sum, c1, c5, skipped]
 
@@ -491,7 +497,8 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
                      "num_classes": m.num_classes, "world_size": world}
             state.update(run.amp.checkpoint())
             if main:
-                base = save_checkpoint(save_dir, "{}_epoch{}".format(model_name, epoch), run.net, run.opt, state)
+                base = save_checkpoint(save_dir, "{}_epoch{}".format(model_name, epoch), run.net, run.opt, state,
+                                       cfg)
                 say("[TRAIN] saved {}.pdparams".format(base))
             if valid_loader is not None and (epoch + 1) % valid_interval == 0:
                 summary["valid"] = _validate(run, valid_loader, epoch)
@@ -509,7 +516,7 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
             parallel.barrier(world)
         if run.start_epoch < m.epoch:
             if main:
-                base = save_checkpoint(save_dir, "{}_final".format(model_name), run.net, run.opt, state)
+                base = save_checkpoint(save_dir, "{}_final".format(model_name), run.net, run.opt, state, cfg)
                 say("[TRAIN] finished; final weights {}.pdparams".format(base))
         else:
             say("[TRAIN] nothing to do: already trained for {} epochs".format(m.epoch))
