@@ -21,10 +21,26 @@ SLOWFAST_SMALL = os.path.join(ROOT, "configs", "slowfast_small.yaml")
 
 @pytest.mark.parametrize("t", [1, 3, 8])
 @pytest.mark.parametrize("impl", ["op", "slice", "gather"])
-def test_shift_formulations_equal_numpy(t, impl):
-    x = np.random.RandomState(t).randn(2 * t, 16, 3, 3).astype("float32")
-    a = temporal_shift(paddle.to_tensor(x), t, 0.125, impl).numpy()
-    np.testing.assert_array_equal(a, shift_reference(x, t, 0.125))
+@pytest.mark.parametrize("ratio", [0.125, 0.2, 0.25, 1 / 3])
+@pytest.mark.parametrize("c", [16, 21, 64])
+def test_shift_formulations_equal_numpy(t, impl, ratio, c):
+    """One channel rule (Paddle's op's) in every formulation: r = 0.2, C = 64 shifts 12 back and 13 forward."""
+    x = np.random.RandomState(t).randn(2 * t, c, 3, 3).astype("float32")
+    a = temporal_shift(paddle.to_tensor(x), t, ratio, impl).numpy()
+    np.testing.assert_array_equal(a, shift_reference(x, t, ratio))
+
+
+def test_exported_tsm_with_an_uneven_shift_ratio_equals_dygraph(tmp_path):
+    """r = 0.2 on ResNet-18's 64 and 128 channels: 2*int(C*r) = 24, 50 but int(2*C*r) = 25, 51."""
+    cfg = load_config(TSM_SMALL, ["MODEL.shift_ratio=0.2"])
+    paddle.seed(0)
+    model = build_model(cfg)
+    model.eval()
+    x = np.random.RandomState(0).randn(2, 8, 3, 64, 64).astype("float32")
+    ref = dygraph_runner(model)(x)
+    for impl, make in (("slice", lambda p: InferenceRunner(p, threads=2)), ("gather", lambda p: OnnxRunner(to_onnx(p)))):
+        prefix = export_model(model, str(tmp_path / impl), [8, 3, 64, 64], impl)
+        np.testing.assert_allclose(make(prefix)(x), ref, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("config,shape", [(TSM_SMALL, [8, 3, 64, 64]), (STNET_SMALL, [6, 9, 64, 64]),

@@ -8,14 +8,15 @@ from paddlevideo.models.resnet import BasicBlock, temporal_shift
 
 
 def shift_reference(x, t, ratio):
-    """Obvious NumPy version: channels [0,f) of frame t take frame t-1, [f,2f) take t+1."""
+    """Obvious NumPy version: channels [0,c1) of frame t take frame t-1, [c1,c2) take t+1, with Paddle's op's
+    channel counts c1 = int(c*r), c2 = int(2*c*r) (float32: the op's attribute is a float)."""
     nt, c, h, w = x.shape
     x5 = x.reshape(nt // t, t, c, h, w)
     out = np.zeros_like(x5)
-    f = int(c * ratio)
-    out[:, 1:, :f] = x5[:, :-1, :f]
-    out[:, :-1, f:2 * f] = x5[:, 1:, f:2 * f]
-    out[:, :, 2 * f:] = x5[:, :, 2 * f:]
+    c1, c2 = int(np.float32(c) * np.float32(ratio)), int(np.float32(2 * c) * np.float32(ratio))
+    out[:, 1:, :c1] = x5[:, :-1, :c1]
+    out[:, :-1, c1:c2] = x5[:, 1:, c1:c2]
+    out[:, :, c2:] = x5[:, :, c2:]
     return out.reshape(nt, c, h, w)
 
 

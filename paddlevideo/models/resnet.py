@@ -43,11 +43,20 @@ class ConvBN(nn.Layer):
         return F.relu(x) if self.act else x
 
 
+def shift_channels(c, shift_ratio):
+    """``(c1, c2)``: Paddle's ``temporal_shift`` op (the reference) shifts channels ``[0, c1)`` from frame t-1 and
+    ``[c1, c2)`` from t+1, with ``c1 = int(c·r)`` and ``c2 = int(2c·r)`` in float32 arithmetic — so r = 0.2,
+    C = 64 gives 12 and 25 (13 forward), not 12 and 24."""
+    r = np.float32(shift_ratio)
+    return int(np.float32(c) * r), int(np.float32(2 * c) * r)
+
+
 def temporal_shift(x, num_segments, shift_ratio, impl="op"):
     """Shift ``shift_ratio`` of the channels one frame back and as many one frame forward.
 
-    x: ``[N*T, C, H, W]`` → same shape.  Channels ``[0, C*r)`` of frame t take frame t-1,
-    ``[C*r, 2*C*r)`` take frame t+1 (zeros at the clip ends), the rest are unchanged.
+    x: ``[N*T, C, H, W]`` → same shape.  Channels ``[0, c1)`` of frame t take frame t-1,
+    ``[c1, c2)`` take frame t+1 (zeros at the clip ends), the rest are unchanged; ``c1, c2`` by the op's rule
+    (:func:`shift_channels`) in every formulation.
 
     ``impl="op"`` uses Paddle's fused ``temporal_shift`` op (fastest in the dynamic graph);
     ``impl="slice"`` the same as slices + concat, which exported models use because Paddle
@@ -58,19 +67,19 @@ def temporal_shift(x, num_segments, shift_ratio, impl="op"):
         return F.temporal_shift(x, num_segments, shift_ratio)
     if impl == "gather":
         c, h, w = x.shape[1], x.shape[2], x.shape[3]
-        idx, mask = _shift_index(num_segments, c, int(c * shift_ratio))
+        idx, mask = _shift_index(num_segments, c, *shift_channels(c, shift_ratio))
         x4 = x.reshape([-1, num_segments * c, h, w])       # free: memory is [N, T, C, H, W]
         out = paddle.gather(x4, paddle.to_tensor(idx), axis=1) * paddle.to_tensor(mask)
         return out.reshape([-1, c, h, w])
     c, h, w = x.shape[1], x.shape[2], x.shape[3]
-    f = int(c * shift_ratio)
+    c1, c2 = shift_channels(c, shift_ratio)
     x5 = x.reshape([-1, num_segments, c, h, w])
     if num_segments == 1:
-        out = paddle.concat([paddle.zeros_like(x5[:, :, :2 * f]), x5[:, :, 2 * f:]], axis=2)
+        out = paddle.concat([paddle.zeros_like(x5[:, :, :c2]), x5[:, :, c2:]], axis=2)
     else:
-        back = paddle.concat([paddle.zeros_like(x5[:, :1, :f]), x5[:, :-1, :f]], axis=1)
-        fwd = paddle.concat([x5[:, 1:, f:2 * f], paddle.zeros_like(x5[:, :1, f:2 * f])], axis=1)
-        out = paddle.concat([back, fwd, x5[:, :, 2 * f:]], axis=2)
+        back = paddle.concat([paddle.zeros_like(x5[:, :1, :c1]), x5[:, :-1, :c1]], axis=1)
+        fwd = paddle.concat([x5[:, 1:, c1:c2], paddle.zeros_like(x5[:, :1, c1:c2])], axis=1)
+        out = paddle.concat([back, fwd, x5[:, :, c2:]], axis=2)
     return out.reshape([-1, c, h, w])
 
 
@@ -78,14 +87,14 @@ _SHIFT_INDEX = {}
 
 
 @paddle.jit.not_to_static
-def _shift_index(t, c, f):
+def _shift_index(t, c, c1, c2):
     """For the gather formulation: source channel of each (frame, channel) in the flattened
     ``[T*C]`` axis, and a ``[1, T*C, 1, 1]`` mask that zeroes what would come from outside the clip."""
-    key = (t, c, f)
+    key = (t, c, c1, c2)
     if key not in _SHIFT_INDEX:
         src_t = np.repeat(np.arange(t)[:, None], c, 1)
-        src_t[:, :f] -= 1
-        src_t[:, f:2 * f] += 1
+        src_t[:, :c1] -= 1
+        src_t[:, c1:c2] += 1
         valid = (src_t >= 0) & (src_t < t)
         src_t = np.where(valid, src_t, np.arange(t)[:, None])
         idx = (src_t * c + np.arange(c)[None, :]).reshape(-1).astype("int64")
