@@ -13,7 +13,7 @@ def main(argv):
     p.add_argument("--output", default=None, help="write the results as JSON here")
     p.add_argument("--features", default=None, metavar="DIR",
                    help="instead of classes, write each video's pooled pre-classifier feature to DIR/<name>.npy "
-                        "plus DIR/features.json (an index)")
+                        "plus DIR/features.json (an index); with --output the predictions are written there too")
     p.add_argument("--window", type=float, default=None, metavar="SEC",
                    help="long video: score sliding windows of SEC seconds over --video_path (a timeline)")
     p.add_argument("--stride", type=float, default=None, metavar="SEC",

@@ -292,13 +292,31 @@ CHOICES = {"optimizer": ("momentum", "adamw"), "lr_schedule": ("step", "cosine")
            "precision": ("fp32", "bf16", "int8")}
 
 
+# the MODEL keys that define the network a checkpoint holds (a config that differs on one builds another network)
+NETWORK_KEYS = ("name", "format", "num_classes", "num_layers", "width", "blocks", "stem", "seg_num", "seglen",
+                "shift_ratio", "alpha", "beta", "fusion_kernel", "pool_size")
+# MODEL keys a mode section may change for that mode (the reader's frames per clip and file format; every model
+# takes T from its input); the other network keys build the network, which is one for every mode
+MODE_NETWORK_KEYS = ("seg_num", "format")
+
+
 def validate(cfg, path):
-    for section, key in (("TRAIN", "optimizer"), ("TRAIN", "lr_schedule"), ("MODEL", "stem"), ("MODEL", "sampling"),
-                         ("MODEL", "flow_method"), ("MODEL", "freeze_bn"), ("TRAIN", "amp")):
-        value = cfg.mode("train")[key]
-        if value not in CHOICES[key]:
-            raise UserError("{}: {}.{} {!r} is not supported; use one of {}".format(
-                path, section, key, value, ", ".join(str(c) if c else "null" for c in CHOICES[key])))
+    """Check every mode alike: choice keys, network keys in mode sections (see :data:`MODE_NETWORK_KEYS`), ranges."""
+    for mode in MODES:
+        m, section = cfg.mode(mode), mode.upper()
+        for key, choices in CHOICES.items():
+            if key in m and m[key] not in choices:
+                where = section if key in cfg.get(section, {}) else "MODEL" if key in cfg.MODEL else section
+                raise UserError("{}: {}.{} {!r} is not supported; use one of {}".format(
+                    path, where, key, m[key], ", ".join(str(c) if c else "null" for c in choices)))
+        for key, value in cfg.get(section, {}).items():
+            if key in NETWORK_KEYS and key not in MODE_NETWORK_KEYS and value != cfg.MODEL.get(key):
+                raise UserError("{}: {}.{} {!r} differs from MODEL.{} {!r}: the network is built from MODEL for every "
+                                "mode, so a mode section cannot change it (only {}); set it in MODEL".format(
+                                    path, section, key, value, key, cfg.MODEL.get(key), ", ".join(MODE_NETWORK_KEYS)))
+        if input_channels(m["format"]) != input_channels(cfg.MODEL.format):
+            raise UserError("{}: {}.format {!r} has other input channels than MODEL.format {!r} (the network's); "
+                            "set the format in MODEL".format(path, section, m["format"], cfg.MODEL.format))
     if cfg.mode("train")["accumulate_steps"] < 1:
         raise UserError("{}: TRAIN.accumulate_steps must be >= 1 (got {})".format(
             path, cfg.mode("train")["accumulate_steps"]))
@@ -323,22 +341,11 @@ def validate(cfg, path):
         if m["num_clips"] < 1 or m["num_crops"] not in (1, 3, 10):
             raise UserError("{}: {}.num_clips must be >= 1 and num_crops 1, 3 or 10 (got {} and {})".format(
                 path, mode.upper(), m["num_clips"], m["num_crops"]))
-        if m["precision"] not in CHOICES["precision"]:
-            raise UserError("{}: {}.precision {!r} is not supported; use one of {}".format(
-                path, mode.upper(), m["precision"], ", ".join(CHOICES["precision"])))
-        if m["average"] not in CHOICES["average"]:
-            raise UserError("{}: {}.average {!r} is not supported; use one of {}".format(
-                path, mode.upper(), m["average"], ", ".join(CHOICES["average"])))
         if m["frame_interval"] < 1:
             raise UserError("{}: {}.frame_interval must be >= 1 (got {})".format(path, mode.upper(), m["frame_interval"]))
         if m["target_size"] > m["short_size"]:
             raise UserError("{}: {}.target_size ({}) must not exceed short_size ({})".format(
                 path, mode.upper(), m["target_size"], m["short_size"]))
-
-
-# the MODEL keys that define the network a checkpoint holds (a config that differs on one builds another network)
-NETWORK_KEYS = ("name", "format", "num_classes", "num_layers", "width", "blocks", "stem", "seg_num", "seglen",
-                "shift_ratio", "alpha", "beta", "fusion_kernel", "pool_size")
 
 
 def save_config(cfg, path, note="written by train.py"):

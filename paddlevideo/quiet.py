@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 
-_STATE = {"on": False, "depth": {1: 0, 2: 0}, "saved": {}}
+_STATE = {"on": False, "depth": {1: 0, 2: 0}, "saved": {}, "generation": 0}
 _LOCK = threading.Lock()
 
 
@@ -46,6 +46,7 @@ def hidden(fds=(2,)):
         yield
         return
     with _LOCK:
+        generation = _STATE["generation"]
         for fd in fds:
             if _STATE["depth"][fd] == 0:
                 _STATE["saved"][fd] = os.dup(fd)
@@ -57,8 +58,28 @@ def hidden(fds=(2,)):
         yield
     finally:
         with _LOCK:
-            for fd in fds:
-                _STATE["depth"][fd] -= 1
-                if _STATE["depth"][fd] == 0:
-                    os.dup2(_STATE["saved"][fd], fd)
-                    os.close(_STATE["saved"].pop(fd))
+            if generation == _STATE["generation"]:      # else release() already gave the descriptors back
+                for fd in fds:
+                    _STATE["depth"][fd] -= 1
+                    if _STATE["depth"][fd] == 0:
+                        os.dup2(_STATE["saved"][fd], fd)
+                        os.close(_STATE["saved"].pop(fd))
+
+
+def release():
+    """Give descriptors 1/2 back to the terminal now, whatever ``hidden()`` blocks are still open (a decode
+    abandoned at its timeout keeps running in its thread); those blocks then leave the descriptors alone."""
+    with _LOCK:
+        for fd, saved in list(_STATE["saved"].items()):
+            os.dup2(saved, fd)
+            os.close(_STATE["saved"].pop(fd))
+            _STATE["depth"][fd] = 0
+        _STATE["generation"] += 1
+
+
+def onnxruntime_logs():
+    """ONNX Runtime's own log (graph-optimizer warnings such as "Removing initializer ...") at errors only,
+    unless ``--debug``."""
+    if _STATE["on"]:
+        import onnxruntime
+        onnxruntime.set_default_logger_severity(3)

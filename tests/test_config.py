@@ -1,4 +1,5 @@
 import math
+import os
 
 import pytest
 
@@ -85,3 +86,31 @@ def test_optimizer_and_schedule_choices():
 def test_bad_optimizer_choice_is_one_line_error(over, match):
     with pytest.raises(UserError, match="tsm_small.yaml: " + match):
         load_config(ROOT + "/configs/tsm_small.yaml", [over])
+
+
+def test_every_mode_is_validated_alike(tmp_path):
+    path = write(tmp_path, "MODEL:\n  name: TSM\n  num_classes: 4\n")
+    with pytest.raises(UserError, match=r"TEST\.sampling 'Dense' is not supported; use one of segments, dense"):
+        load_config(path, ["TEST.sampling=Dense"])
+    with pytest.raises(UserError, match=r"INFER\.average 'mean' is not supported"):
+        load_config(path, ["INFER.average=mean"])
+    # a network key in a mode section is rejected (the network is one for every mode) ...
+    with pytest.raises(UserError, match=r"TEST\.num_classes 3 differs from MODEL\.num_classes 4"):
+        load_config(path, ["TEST.num_classes=3"])
+    with pytest.raises(UserError, match=r"VALID\.shift_ratio"):
+        load_config(path, ["VALID.shift_ratio=0.25"])
+    with pytest.raises(UserError, match=r"TEST\.format 'flow' has other input channels"):
+        load_config(path, ["TEST.format=flow"])
+    # ... except the frames per clip and an equal value; a mode section's seg_num is honoured by its reader
+    cfg = load_config(path, ["TEST.seg_num=16", "TEST.num_classes=4", "INFER.format=frames"])
+    assert cfg.mode("test").seg_num == 16 and cfg.mode("train").seg_num == 8 and cfg.mode("infer").format == "frames"
+
+
+def test_a_minus_one_label_is_a_bad_line_where_labels_are_needed(tmp_path):
+    from paddlevideo.data import parse_list
+    video = os.path.join(ROOT, "tests", "data", "arm_wrestling.mp4")
+    lst = tmp_path / "l.txt"
+    lst.write_text("{} 1\n{} -1\n".format(video, video))
+    with pytest.raises(UserError, match=r"l\.txt:2: label -1 is negative"):
+        parse_list(str(lst), 2, need_label=True)
+    assert [lab for _, lab in parse_list(str(lst), 2, need_label=False)] == [1, -1]   # predict: -1 = unknown

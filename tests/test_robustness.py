@@ -214,3 +214,56 @@ def test_ctrl_c_saves_state_and_resume_is_exact(kill_setup):
     assert rc == 0 and "at epoch 1, batch {}".format(m.group(1)) in out, out
     assert "Epoch 1, iter 0" not in out and "Epoch 0" not in out
     assert_same(ref, paddle.load(str(save / "TSM_final.pdparams")))
+
+
+def test_a_bug_in_the_reader_is_not_a_bad_video():
+    from paddlevideo.data.video import read_frames
+    with pytest.raises(ZeroDivisionError):                      # was turned into "cannot decode this video"
+        read_frames(clip("arm_wrestling.mp4"), lambda n: [n // 0])
+    with pytest.raises(VideoError):
+        read_frames(clip("arm_wrestling.mp4") + ".nope", lambda n: [0])
+
+
+def test_timed_out_decode_gives_stderr_back_and_covers_frame_folders(tmp_path, monkeypatch):
+    code = ("import os, sys, time\n"
+            "from paddlevideo import quiet\n"
+            "from paddlevideo.data.video import VideoError, call_with_timeout\n"
+            "quiet.enable()\n"
+            "def stuck():\n"
+            "    with quiet.hidden():\n"
+            "        time.sleep(3)\n"
+            "try:\n"
+            "    call_with_timeout(stuck, 0.3)\n"
+            "except VideoError:\n"
+            "    pass\n"
+            "os.write(2, b'fd2-after-timeout\\n')\n"
+            "time.sleep(3.2)\n"                 # the stuck block ends: it must not take fd 2 away again
+            "os.write(2, b'fd2-after-thread\\n')\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert "fd2-after-timeout" in p.stderr and "fd2-after-thread" in p.stderr, p.stderr
+    frames = tmp_path / "v"
+    frames.mkdir()
+    cfg = load_config(SMALL, ["MODEL.format=frames", "TEST.decode_timeout=0.2"]).mode("test")
+    monkeypatch.setattr(dataset_mod, "read_frame_dir", lambda *a: time.sleep(2))
+    with pytest.raises(VideoError, match="decode_timeout"):
+        dataset_mod.VideoDataset([(str(frames), 0)], cfg).load(0)
+
+
+def test_internal_errors_and_os_errors_are_one_line(capsys, monkeypatch):
+    import errno
+    from paddlevideo import quiet
+    from paddlevideo.errors import run_cli as cli
+    monkeypatch.setattr(quiet, "enable", lambda: None)          # keep this pytest process's streams as they are
+
+    def buggy(argv):
+        return {}["missing"]
+
+    def full_disk(argv):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "out/x.json")
+    for main, code, text in ((buggy, 1, "internal error (KeyError: 'missing') — a bug, not your input; rerun with "
+                                        "--debug"),
+                             (full_disk, 2, "cannot access out/x.json: no space left on the device")):
+        with pytest.raises(SystemExit) as e:
+            cli(main, [])
+        err = capsys.readouterr().err
+        assert e.value.code == code and text in err and err.count("\n") == 1 and "Traceback" not in err

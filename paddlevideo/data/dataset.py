@@ -63,7 +63,7 @@ def parse_list(list_path, num_classes=None, fmt="mp4", need_label=True, skip_bad
             if not line or line.startswith("#"):
                 continue
             where = "{}:{}".format(list_path, lineno)
-            path, label, err = line, -1, None
+            path, label, err, written = line, -1, None, False
             if fmt == "frames":
                 three = line.rsplit(None, 2)
                 if len(three) == 3 and _is_int(three[1]) and _is_int(three[2]):
@@ -72,7 +72,7 @@ def parse_list(list_path, num_classes=None, fmt="mp4", need_label=True, skip_bad
             if fmt == "pkl" and not (len(parts) == 2 and _is_int(parts[1])):
                 path = line
             elif len(parts) == 2 and _is_int(parts[1]):
-                path, label = parts[0], int(parts[1])
+                path, label, written = parts[0], int(parts[1]), True
             elif need_label:
                 if len(parts) == 1 or os.path.exists(_resolve(line, list_dir, root)):
                     err = "no label; write 'path label' with an integer class id"
@@ -81,8 +81,8 @@ def parse_list(list_path, num_classes=None, fmt="mp4", need_label=True, skip_bad
             full = _resolve(path, list_dir, root)
             if err is None and label >= 0 and num_classes and label >= num_classes:
                 err = "label {} is outside [0, {}) (MODEL.num_classes)".format(label, num_classes)
-            if err is None and label < -1:
-                err = "label {} is negative".format(label)
+            if err is None and (label < -1 or (label == -1 and need_label and written)):
+                err = "label {} is negative; labels are class ids 0..num_classes-1".format(label)
             if err is None and check_exists and not os.path.exists(full):
                 err = "file {} does not exist".format(full)
             if err:
@@ -146,9 +146,10 @@ class VideoDataset(paddle.io.Dataset):
             frames, pkl_label = call_with_timeout(lambda: read_pkl(path, choose), cfg.decode_timeout)
             label = pkl_label if label < 0 else label
         elif cfg.format == "frames":
-            frames = read_frame_dir(path, choose)
-        elif cfg.format == "flow":          # a flow folder, or a video whose flow is computed now (slow)
-            frames = (read_flow_dir(path, choose) if os.path.isdir(path)
+            frames = call_with_timeout(lambda: read_frame_dir(path, choose), cfg.decode_timeout)
+        elif cfg.format == "flow":          # a flow folder (read under the timeout), or a video whose flow is
+            frames = (call_with_timeout(lambda: read_flow_dir(path, choose), cfg.decode_timeout)  # computed now
+                      if os.path.isdir(path)
                       else flow_from_video(path, choose, cfg.flow_method, progress=cfg.mode == "infer"))
         elif cfg.format == "rgb_flow":      # two-stream: RGB + flow of the same frames, 5 channels
             frames = read_rgb_flow(path, choose, cfg.flow_root, cfg.flow_method, progress=cfg.mode == "infer")

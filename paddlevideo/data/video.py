@@ -98,6 +98,17 @@ def sniff(path):
             raise VideoError("the file is {}, not a video".format(what))
 
 
+def decode_errors():
+    """The exception types a decoder raises for a file it cannot read (decord's DECORDError, OpenCV's
+    cv2.error, RuntimeError, OSError) — a TypeError or IndexError is a bug and is not caught as one."""
+    kinds = (VideoError, RuntimeError, OSError, cv2.error)
+    try:
+        from decord._ffi.base import DECORDError
+        return kinds + (DECORDError,)
+    except ImportError:
+        return kinds
+
+
 def read_frames(path, choose_indices):
     """Decode the frames chosen by ``choose_indices(num_frames)`` from a video file.
 
@@ -116,7 +127,7 @@ def read_frames(path, choose_indices):
             if frames.ndim != 4 or frames.shape[-1] != 3:
                 raise VideoError("unexpected frame shape {}".format(frames.shape))
             return frames
-        except Exception as e:  # decoders raise many types (DECORDError, RuntimeError, ...)
+        except decode_errors() as e:  # what decoders raise for bad files; anything else is a bug and propagates
             errors.append("{}: {}".format(reader.__name__.replace("read_frames_", ""),
                                           str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__))
     raise VideoError("; ".join(errors))
@@ -162,7 +173,8 @@ def read_pkl(path, choose_indices):
         with open(path, "rb") as f:
             data = pickle.load(f, encoding="bytes")
         label, jpegs = data[1], data[2]
-    except Exception as e:
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+            ImportError, UnicodeDecodeError) as e:      # what a file that is not (or no longer) a pkl clip raises
         raise VideoError("not a legacy pkl clip ({})".format(e))
     if len(jpegs) < 1:
         raise VideoError("no frames")
@@ -198,6 +210,7 @@ def call_with_timeout(fn, timeout):
     t.start()
     t.join(timeout)
     if t.is_alive():
+        quiet.release()          # the stuck call may hold stderr on /dev/null: give it back to the run
         raise VideoError("decoding took longer than {:g}s (decode_timeout); skipped".format(timeout))
     if "error" in box:
         raise box["error"]

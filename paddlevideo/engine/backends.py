@@ -139,6 +139,7 @@ class OnnxRunner:
             import onnxruntime as ort
         except ImportError:
             raise UserError("--backend onnxruntime needs onnxruntime: pip install -r requirements.txt")
+        quiet.onnxruntime_logs()
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads or os.cpu_count() or 1
         so.log_severity_level = 3

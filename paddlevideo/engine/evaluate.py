@@ -93,6 +93,7 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
     """Evaluate ``model_name`` with ``weights`` on the TEST list; return the summary."""
     m = cfg.mode("test")
     set_device(m.use_gpu)
+    names = label_names(cfg)                 # a wrong MODEL.label_list stops now, not after the evaluation
     items = parse_list(m.filelist, m.num_classes, m.format, need_label=True, skip_bad=skip_bad_lines,
                        root=m.data_root)
     w = resolve_weights(cfg, weights, cache_dir)
@@ -105,7 +106,6 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
     res.update({"model": model_name, "weights": w, "backend": used, "filelist": m.filelist,
                 "seconds": round(time.time() - t0, 2),
                 "views": {"num_clips": m.num_clips, "num_crops": m.num_crops, "average": m.average}})
-    names = label_names(cfg)
     for r in res["per_class"]:
         r["name"] = names[r["index"]]
     res["predictions"] = [{"video": items[p["index"]][0], "label": p["label"], "label_name": names[p["label"]],

@@ -27,13 +27,16 @@ def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk
 
     results: ``[{"video": path, "top_k": [{"label": name, "score": p}, ...]}]``, and ``{"video": path,
     "error": reason}`` for a video that could not be decoded (also written to ``output`` as JSON when given).
-    With ``features`` (a folder) the pooled feature of every video is written instead (:func:`extract_features`).
+    With ``features`` (a folder) the pooled feature of every video is written (:func:`extract_features`); with
+    ``output`` too, the predictions are also made and written there (both, never one silently).
     """
     m = cfg.mode("infer")
     set_device(m.use_gpu)
     items = _items(m, video_path, filelist, skip_bad_lines)
     if features:
-        return extract_features(cfg, items, features, weights, cache_dir, backend, cpu_threads)
+        done = extract_features(cfg, items, features, weights, cache_dir, backend, cpu_threads)
+        if not output:
+            return done
     names = label_names(cfg)
     k = min(topk or m.topk, m.num_classes)
     w = None if exported and not weights else resolve_weights(cfg, weights, cache_dir)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..data import VideoDataset, parse_list
 from ..data.video import VideoError
+from .. import quiet
 from ..errors import UserError
 
 
@@ -55,6 +56,7 @@ def quantize_int8(fp32_onnx, out_path, clips):
     except ImportError as e:
         raise UserError("--precision int8 needs onnxruntime's quantization tools and their packages "
                         "(onnx, ml_dtypes, sympy): pip install -r requirements.txt ({})".format(e))
+    quiet.onnxruntime_logs()
 
     class Reader(CalibrationDataReader):
         def __init__(self, name):
