@@ -87,11 +87,13 @@ def test_sampler_shards_are_disjoint_and_cover_the_list(n, world, batch):
 
 def test_two_processes_equal_one_process_with_the_double_batch(tmp_path):
     lst = write_list(tmp_path / "four.list", 4)
+    valid = ["--valid_interval", 1, "-o", "VALID.filelist={}".format(write_list(tmp_path / "five.list", 5)),
+             "-o", "VALID.short_size=72", "-o", "VALID.target_size=64"]      # 5: an uneven split over 2 ranks
     one = run_cli("train.py", "--model_name", "TSM", "--config", SMALL, *OPTS, "-o", "TRAIN.filelist={}".format(lst),
-                  "--batch_size", 4, "--epoch", 1, "--save_dir", tmp_path / "one")
+                  "--batch_size", 4, "--epoch", 1, "--save_dir", tmp_path / "one", *valid)
     trace = tmp_path / "trace"
-    two = launch(tmp_path / "two", lst, "--batch_size", 2, "--epoch", 1, env={"PADDLEVIDEO_SAMPLE_TRACE": str(trace)},
-                 use_run_sh=True)
+    two = launch(tmp_path / "two", lst, "--batch_size", 2, "--epoch", 1, *valid,
+                 env={"PADDLEVIDEO_SAMPLE_TRACE": str(trace)}, use_run_sh=True)
     assert "Pod completed" in two.stdout + two.stderr or "Exit code 0" in two.stdout + two.stderr
     seen = [[json.loads(line) for line in open("{}.rank{}".format(trace, r))] for r in (0, 1)]
     items = [sorted(i for rec in s for i in rec["items"]) for s in seen]
@@ -101,10 +103,41 @@ def test_two_processes_equal_one_process_with_the_double_batch(tmp_path):
     # rank 0 alone writes: one log line per interval / epoch, the log states the world size
     log = [json.loads(line) for line in (tmp_path / "two" / "TSM_log.jsonl").read_text().splitlines()]
     assert [r["type"] for r in log] == ["iter", "epoch"] and log[-1]["world_size"] == 2
+    # validation gathered over the 2 ranks (3 + 2 videos) equals the one-process validation
+    ref = [json.loads(line) for line in (tmp_path / "one" / "TSM_log.jsonl").read_text().splitlines()][-1]
+    assert ref["valid_top1"] == log[-1]["valid_top1"] and ref["valid_loss"] == pytest.approx(log[-1]["valid_loss"],
+                                                                                              rel=1e-4)
     rank1 = open(os.path.join(str(tmp_path / "two") + "_launch", "workerlog.1")).read()
     assert "[TRAIN] saved" not in rank1 and "global batch 4" in (tmp_path / "two_launch" / "workerlog.0").read_text()
     state = json.loads((tmp_path / "two" / "TSM_final.state.json").read_text())
     assert state["step"] == 1 and state["world_size"] == 2
+
+
+def test_zero_step_leaves_batchnorm_statistics_alone():
+    from paddlevideo.engine.tasks import Classification
+    from paddlevideo.engine.train import _Amp, zero_step
+    cfg = load_config(SMALL, ["MODEL.num_classes=2", "MODEL.seg_num=2", "TRAIN.target_size=32"])
+    model = build_model(cfg)
+    model.train()
+    bns = [l for l in model.sublayers() if isinstance(l, paddle.nn.layer.norm._BatchNormBase)]
+    for layer in bns:
+        layer._mean.set_value(paddle.ones_like(layer._mean))
+    zero_step(model, model, Classification(), cfg.mode("train"), _Amp(None, False))
+    assert all(np.array_equal(layer._mean.numpy(), np.ones(layer._mean.shape, "float32")) for layer in bns)
+    assert all(layer.training for layer in bns)                          # back in training mode
+    grads = [p.grad for p in model.parameters() if not p.stop_gradient]
+    assert all(g is not None and not np.any(g.numpy()) for g in grads)   # joined the exchange with zeros
+
+
+def test_rank0_downloads_first_the_others_after_a_barrier(monkeypatch):
+    from paddlevideo.engine import parallel
+    calls = []
+    monkeypatch.setattr(parallel, "barrier", lambda world: calls.append("barrier"))
+    assert parallel.rank0_first(2, 0, lambda: calls.append("fetch") or "p") == "p"
+    assert calls == ["fetch", "barrier"]
+    calls.clear()
+    parallel.rank0_first(2, 1, lambda: calls.append("fetch"))
+    assert calls == ["barrier", "fetch"]
 
 
 def test_gradient_accumulation_equals_the_larger_batch(tmp_path):
@@ -168,7 +201,10 @@ def test_killed_rank_stops_the_job_and_resume_auto_finishes(tmp_path):
     while not (save / "TSM_epoch0.state.json").exists() and time.time() < deadline and p.poll() is None:
         time.sleep(0.2)
     assert (save / "TSM_epoch0.state.json").exists(), p.communicate()[0][-3000:]
-    time.sleep(1.5)                                                # into epoch 1
+    log0 = tmp_path / "ck_launch" / "workerlog.0"
+    while "[TRAIN] Epoch 1, iter" not in (log0.read_text(errors="replace") if log0.exists() else "") \
+            and time.time() < deadline and p.poll() is None:               # killed inside epoch 1, by its log line
+        time.sleep(0.1)
     victim = rank_pid(str(save) + "_launch", 1)
     assert victim is not None
     os.kill(victim, signal.SIGKILL)
@@ -190,3 +226,24 @@ def test_killed_rank_stops_the_job_and_resume_auto_finishes(tmp_path):
     epochs = [json.loads(line)["epoch"] for line in (save / "TSM_log.jsonl").read_text().splitlines()
               if '"epoch"' in line and '"type": "epoch"' in line]
     assert epochs[-1] == 2 and done.returncode == 0
+
+
+def test_a_rank_that_never_arrives_is_named_instead_of_waited_for(tmp_path):
+    script = tmp_path / "stall.py"
+    script.write_text("import sys, time\nsys.path.insert(0, {!r})\n".format(ROOT) +
+                      "from paddlevideo.engine import parallel\nfrom paddlevideo.errors import run_cli\n"
+                      "def main(argv):\n"
+                      "    world, rank = parallel.init()\n"
+                      "    parallel.barrier(world, 'end of epoch 0')\n"
+                      "    if rank == 1:\n"
+                      "        time.sleep(120)                     # stuck between collectives\n"
+                      "    parallel.gather(rank, world)\n"
+                      "run_cli(main)\n")
+    env = dict(os.environ, PADDLEVIDEO_COLLECTIVE_TIMEOUT="3")
+    t0 = time.time()
+    p = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
+                        str(tmp_path / "log"), str(script)], cwd=str(tmp_path), env=env, capture_output=True,
+                       text=True, timeout=150)
+    log0 = (tmp_path / "log" / "workerlog.0").read_text(errors="replace")
+    assert p.returncode != 0 and time.time() - t0 < 100
+    assert "error: rank 0: rank(s) 1 did not reach the gathering of results within 3 s" in log0, log0[-2000:]

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -241,3 +242,23 @@ def test_reduced_flow_and_two_stream_i3d_train_join_and_predict(tmp_path, flow_d
     p = run_cli("predict.py", "--model_name", "I3D", "--config", two_cfg, *small[:-2], "-o", "MODEL.flow_method=farneback",
                 "--weights", both, "--video_path", clip("arm_wrestling.mp4"), "--backend", "dygraph")   # flow computed now
     assert p.stdout.count("class: ") == 2
+
+
+def test_equally_named_videos_get_their_own_flow_folders(tmp_path):
+    from paddlevideo.data.flow import read_flow_dir, read_rgb_flow
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    os.symlink(clip("mmaction2_test.mp4"), a / "x.mp4")
+    os.symlink(clip("arm_wrestling.mp4"), b / "x.mp4")
+    lst = tmp_path / "videos.list"
+    lst.write_text("{} 0\n{} 1\n".format(a / "x.mp4", b / "x.mp4"))
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "data", "dataset", "extract_frames.py"), str(lst),
+                        "--out", str(tmp_path / "flow"), "--flow", "farneback", "--short_side", "48", "--workers", "1"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert sorted(n for n in os.listdir(tmp_path / "flow") if not n.endswith((".list", ".json"))) == ["x", "x_2"]
+    for video, folder in ((a / "x.mp4", "x"), (b / "x.mp4", "x_2")):
+        got = read_rgb_flow(str(video), lambda n: [0, 5], str(tmp_path / "flow"))[..., 3:]
+        own = read_flow_dir(str(tmp_path / "flow" / folder), lambda n: [0, 5])
+        assert np.array_equal(got, np.stack([cv2.resize(f, (got.shape[2], got.shape[1])) for f in own]))

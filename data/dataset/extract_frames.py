@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 from paddlevideo.data.convert import (  # noqa: E402
-    add_common_arguments, decode_video, run_jobs, unique_names, write_summary)
+    add_common_arguments, decode_video, run_jobs, unique_names, write_folder_index, write_summary)
 from paddlevideo.data.dataset import parse_list  # noqa: E402
 from paddlevideo.data.flow import METHODS, video_flows, write_flow  # noqa: E402
 from paddlevideo.data.video import FRAME_PATTERN  # noqa: E402
@@ -81,6 +81,7 @@ def main(argv):
             for (v, _), n in zip(items, names) if frame_count(os.path.join(a.out, n)) is None]
     print("{} videos, {} already extracted, {} to do".format(len(items), len(items) - len(todo), len(todo)))
     failures = run_jobs(todo, extract, a.workers, "frames")
+    write_folder_index(a.out, [v for v, _ in items], names)
     lines = []
     for (video, label), name in zip(items, names):
         n = frame_count(os.path.join(a.out, name))

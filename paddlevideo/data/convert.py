@@ -1,5 +1,6 @@
 """Dataset conversion shared by data/dataset/extract_frames.py and video2pkl.py: decode whole videos
 with the reader's decoders, and run per-video jobs in parallel, resumably, with a progress bar."""
+import json
 import os
 import sys
 from multiprocessing import Pool
@@ -91,6 +92,47 @@ def unique_names(paths):
         seen[stem] = seen.get(stem, 0) + 1
         out.append(stem if seen[stem] == 1 else "{}_{}".format(stem, seen[stem]))
     return out
+
+
+FOLDER_INDEX = "index.json"
+
+
+def write_folder_index(out_dir, videos, names):
+    """Record which folder holds which video (absolute path → folder name) in ``out_dir/index.json``, merged with
+    what an earlier run recorded: frame and flow folders of equally named videos (``a/x.mp4``, ``b/x.mp4`` →
+    ``x``, ``x_2``) are then found by the video's path, not by its file name."""
+    path = os.path.join(out_dir, FOLDER_INDEX)
+    index = read_folder_index(out_dir)
+    index.update({os.path.abspath(v): n for v, n in zip(videos, names)})
+    tmp = "{}.tmp{}".format(path, os.getpid())
+    with open(tmp, "w") as f:
+        json.dump(index, f, indent=0, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def read_folder_index(out_dir):
+    try:
+        with open(os.path.join(out_dir, FOLDER_INDEX)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+_INDEX_CACHE = {}
+
+
+def folder_of(root, video):
+    """The folder under ``root`` extracted from ``video``: by ``root/index.json`` (extract_frames.py writes it;
+    read once per change of the file), else — folders written before the index existed — the video's file name
+    without extension."""
+    try:
+        stamp = os.stat(os.path.join(root, FOLDER_INDEX)).st_mtime_ns
+    except OSError:
+        stamp = None
+    if _INDEX_CACHE.get(root, (None,))[0] != stamp:
+        _INDEX_CACHE[root] = (stamp, read_folder_index(root) if stamp is not None else {})
+    name = _INDEX_CACHE[root][1].get(os.path.abspath(video))
+    return os.path.join(root, name or os.path.splitext(os.path.basename(video))[0])
 
 
 def write_summary(out_list, lines, failures, what):

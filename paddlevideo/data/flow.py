@@ -15,6 +15,7 @@ import os
 import cv2
 import numpy as np
 
+from .convert import folder_of
 from .video import VideoError, read_frames, read_image_folder
 
 BOUND = 20.0
@@ -77,12 +78,13 @@ def flow_from_video(path, choose_indices, method="tvl1", progress=False, with_rg
 
 def read_rgb_flow(path, choose_indices, flow_root=None, method="tvl1", progress=False):
     """Two-stream input: RGB frames and the flow fields that start at them, ``[K, H, W, 5]`` uint8
-    (R, G, B, flow x, flow y).  The flow comes from ``flow_root/<video name>/`` when ``flow_root``
-    is set (extract_frames.py --flow), else it is computed now.  Both streams see the same frames."""
+    (R, G, B, flow x, flow y).  The flow comes from the video's folder under ``flow_root`` when ``flow_root``
+    is set (extract_frames.py --flow; found through its ``index.json``, so equally named videos in different
+    folders each get their own), else it is computed now.  Both streams see the same frames."""
     if not flow_root:
         flow, rgb = flow_from_video(path, choose_indices, method, progress, with_rgb=True)
     else:
-        folder = os.path.join(flow_root, os.path.splitext(os.path.basename(path))[0])
+        folder = folder_of(flow_root, path)
         chosen = {}
 
         def pick(n):

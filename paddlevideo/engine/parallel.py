@@ -4,9 +4,46 @@ wraps it).  The launcher sets ``PADDLE_TRAINERS_NUM`` / ``PADDLE_TRAINER_ID`` fo
 module reads them, starts the process group, and gathers Python objects (validation results) over ranks.
 """
 import os
+import time
 
 import paddle
 import paddle.distributed as dist
+
+from ..errors import UserError
+
+_SEQUENCE = [0]           # every rank runs the same collectives in the same order: the n-th is the same on all
+
+
+def collective_timeout():
+    """Seconds a rank waits at a collective for the others (``PADDLEVIDEO_COLLECTIVE_TIMEOUT``, default 300)."""
+    try:
+        return float(os.environ.get("PADDLEVIDEO_COLLECTIVE_TIMEOUT", "300"))
+    except ValueError:
+        raise UserError("PADDLEVIDEO_COLLECTIVE_TIMEOUT must be a number of seconds (got {!r})".format(
+            os.environ["PADDLEVIDEO_COLLECTIVE_TIMEOUT"]))
+
+
+def check_in(world, what):
+    """Before a collective: mark this rank's arrival in the launcher's key-value store and wait until every rank
+    has arrived; after :func:`collective_timeout` seconds stop with one line naming the ranks that did not (a rank
+    that failed or hangs between collectives would otherwise leave the others waiting forever)."""
+    from paddle.distributed import collective
+    store = getattr(collective, "_default_store", None)
+    if world == 1 or store is None:
+        return
+    _SEQUENCE[0] += 1
+    key, rank = "paddlevideo/{}".format(_SEQUENCE[0]), dist.get_rank()
+    store.add("{}/{}".format(key, rank), 1)
+    store.add(key, 1)
+    timeout = collective_timeout()
+    deadline = time.time() + timeout
+    while store.add(key, 0) < world:
+        if time.time() > deadline:
+            missing = [r for r in range(world) if store.add("{}/{}".format(key, r), 0) == 0]
+            raise UserError("rank {}: rank(s) {} did not reach the {} within {:g} s (PADDLEVIDEO_COLLECTIVE_TIMEOUT); "
+                            "they failed or hang — see their log/workerlog.N".format(
+                                rank, ", ".join(map(str, missing)), what, timeout))
+        time.sleep(0.02)
 
 
 def world_and_rank():
@@ -26,14 +63,29 @@ def gather(obj, world):
     """Every rank's ``obj`` as a list ordered by rank (``[obj]`` when not distributed)."""
     if world == 1:
         return [obj]
+    check_in(world, "gathering of results")
     out = []
     dist.all_gather_object(out, obj)
     return out
 
 
-def barrier(world):
+def barrier(world, what="barrier"):
     if world > 1:
+        check_in(world, what)
         dist.barrier()
+
+
+def rank0_first(world, rank, fn):
+    """``fn()`` on rank 0 first (e.g. a download into the shared cache), then on the others after a barrier (they
+    find the file there) — not every rank writing the same ``.part`` file at once."""
+    if world == 1:
+        return fn()
+    if rank == 0:
+        out = fn()
+        barrier(world)
+        return out
+    barrier(world)
+    return fn()
 
 
 def wrap(model, world):

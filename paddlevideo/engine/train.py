@@ -261,7 +261,7 @@ def _restore(run, resume, pretrain, fix_random_seed, cache_dir):
     os.makedirs(run.save_dir, exist_ok=True)           # fail now, not after the first epoch
     if run.main:
         remove_stale_temporaries(run.save_dir, run.model_name)
-    parallel.barrier(world)
+    parallel.barrier(world, "start of training")
     run.start_epoch, run.step, state, opt_path = 0, 0, None, None
     if resume == "auto":
         base, passed = find_latest(run.save_dir, run.model_name, run.cfg)
@@ -278,11 +278,12 @@ def _restore(run, resume, pretrain, fix_random_seed, cache_dir):
                 else "in {}; it has no config beside it, so its run cannot be checked".format(run.save_dir)))
             resume = base + ".pdparams"
     if resume:
-        params_path, opt_path, state = read_resume(download.resolve(resume, cache_dir))
+        params_path, opt_path, state = read_resume(parallel.rank0_first(
+            world, run.rank, lambda: download.resolve(resume, cache_dir)))
     seed = state["seed"] if state else (m.seed if fix_random_seed else random.randrange(2 ** 31))
     seed = parallel.gather(seed, world)[0]                  # rank 0's seed for every rank
     if fix_random_seed and m.use_gpu:
-        os.environ.setdefault("FLAGS_cudnn_deterministic", "1")  # read when the CUDA context starts
+        paddle.set_flags({"FLAGS_cudnn_deterministic": True})
     paddle.seed(seed)
     np.random.seed(seed % (2 ** 32))
     random.seed(seed)
@@ -311,7 +312,8 @@ def _restore(run, resume, pretrain, fix_random_seed, cache_dir):
     else:
         pre = pretrain if pretrain is not None else m.pretrain
         if pre and pre.lower() != "none":
-            pre = download.resolve(pre, cache_dir, m.pretrain_md5 if pretrain is None else None)
+            md5 = m.pretrain_md5 if pretrain is None else None
+            pre = parallel.rank0_first(world, run.rank, lambda: download.resolve(pre, cache_dir, md5))
             skipped = load_weights(net, pre, allow_classifier_mismatch=True)
             say("[TRAIN] initialised from {}{}".format(pre, " (classifier re-initialised)" if skipped else ""))
         else:
@@ -376,9 +378,7 @@ def _train_epoch(run, epoch, stop, jsonl, log_interval, trace):
                     amp.backward(loss / run.accumulate)
                     pending = True
                 elif run.world > 1:          # keep the ranks' gradient exchange in step: a zero contribution
-                    with amp.autocast():
-                        dummy = model(*task.zero_inputs(m)).sum() * 0.0
-                    amp.backward(dummy)
+                    zero_step(model, net, task, m, amp)
                     pending = True
             if last:
                 if pending:
@@ -409,6 +409,23 @@ def _train_epoch(run, epoch, stop, jsonl, log_interval, trace):
         _save_interrupted(run, epoch, done)
     bar.close()
     return [n, loss_sum, c1, c5, skipped]
+
+
+def zero_step(model, net, task, m, amp):
+    """A forward/backward that contributes zero gradients (a rank whose batch failed entirely must still join
+    the gradient exchange), with BatchNorm in eval mode so that the placeholder input leaves the running
+    statistics untouched."""
+    bns = [l for l in net.sublayers() if isinstance(l, (paddle.nn.layer.norm._BatchNormBase, paddle.nn.BatchNorm))
+           and l.training]
+    for layer in bns:
+        layer.eval()
+    try:
+        with amp.autocast():
+            dummy = model(*task.zero_inputs(m)).sum() * 0.0
+        amp.backward(dummy)
+    finally:
+        for layer in bns:
+            layer.train()
 
 
 def _item_name(item):
@@ -513,7 +530,7 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
                              "valid_loss": valid.get("loss"),
                              "valid_top1": valid.get("top1_acc", valid.get("mAP"))})
                 plot_curves({model_name: read_jsonl(jsonl.path)}, curves, "{} ({})".format(model_name, save_dir))
-            parallel.barrier(world)
+            parallel.barrier(world, "end of epoch {}".format(epoch))
         if run.start_epoch < m.epoch:
             if main:
                 base = save_checkpoint(save_dir, "{}_final".format(model_name), run.net, run.opt, state, cfg)
