@@ -267,3 +267,27 @@ def test_internal_errors_and_os_errors_are_one_line(capsys, monkeypatch):
             cli(main, [])
         err = capsys.readouterr().err
         assert e.value.code == code and text in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_onnxruntime_optimizer_log_is_quiet_unless_debug(tmp_path):
+    """int8 quantization runs ONNX Runtime sessions whose optimizer logs ~30 'Removing initializer' lines."""
+    code = ("import os, sys\n"
+            "from paddlevideo import quiet, load_config, build_model\n"
+            "from paddlevideo.engine.backends import export_model, to_onnx, int8_model\n"
+            "if sys.argv[1] == 'quiet':\n"
+            "    quiet.enable()\n"
+            "d = sys.argv[2]\n"
+            "lst = os.path.join(d, 'c.list')\n"
+            "open(lst, 'w').write('{} 0\\n')\n".format(clip("arm_wrestling.mp4")) +
+            "cfg = load_config({!r}, ['MODEL.num_classes=2', 'INFER.target_size=64', 'INFER.short_size=72', "
+            "'INFER.calibration_size=1'])\n".format(SMALL) +
+            "m = build_model(cfg)\nm.eval()\n"
+            "int8_model(to_onnx(export_model(m, os.path.join(d, 'm'), [8, 3, 64, 64], 'gather')), cfg.mode('infer'), lst)\n")
+    logs = {}
+    for mode in ("debug", "quiet"):
+        (tmp_path / mode).mkdir()
+        p = subprocess.run([sys.executable, "-c", code, mode, str(tmp_path / mode)], capture_output=True, text=True,
+                           cwd=ROOT, timeout=300)
+        assert p.returncode == 0, p.stderr[-2000:]
+        logs[mode] = p.stdout + p.stderr
+    assert "Removing initializer" in logs["debug"] and "Removing initializer" not in logs["quiet"]
