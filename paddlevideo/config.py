@@ -36,6 +36,8 @@ MODEL_KEYS = {
     "topk": (int, 5),
     "dropout_ratio": (float, 0.5),
     "shift_ratio": (float, 0.125),
+    "shift_mode": (str, "bidirectional"),   # TSM: bidirectional (offline) | online (past-only shift)
+    "backbone": (str, "resnet"),            # TSM trunk: resnet | mobilenet_v2 (PP-TSM MobileNetV2)
     "zero_init_residual": (bool, False),
     "freeze_bn": (str, "none"),
     "sync_bn": (bool, False),
@@ -289,12 +291,13 @@ def _key_lines(text):
 CHOICES = {"optimizer": ("momentum", "adamw"), "lr_schedule": ("step", "cosine"), "stem": ("imagenet", "small"),
            "sampling": ("segments", "dense"), "flow_method": ("tvl1", "farneback"), "average": ("prob", "logit"),
            "freeze_bn": ("none", "all", "all_but_first"), "amp": (None, "O1", "O2"),
-           "precision": ("fp32", "bf16", "int8")}
+           "precision": ("fp32", "bf16", "int8"), "shift_mode": ("bidirectional", "online"),
+           "backbone": ("resnet", "mobilenet_v2")}
 
 
 # the MODEL keys that define the network a checkpoint holds (a config that differs on one builds another network)
 NETWORK_KEYS = ("name", "format", "num_classes", "num_layers", "width", "blocks", "stem", "seg_num", "seglen",
-                "shift_ratio", "alpha", "beta", "fusion_kernel", "pool_size")
+                "shift_ratio", "shift_mode", "backbone", "alpha", "beta", "fusion_kernel", "pool_size")
 # MODEL keys a mode section may change for that mode (the reader's frames per clip and file format; every model
 # takes T from its input); the other network keys build the network, which is one for every mode
 MODE_NETWORK_KEYS = ("seg_num", "format")

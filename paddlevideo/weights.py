@@ -249,7 +249,7 @@ def read_raw(path):
                         "saved by PaddleVideo or this project".format(path))
 
 
-CLASSIFIER = ("fc.", "head.projection.")          # TSN/TSM/StNet, SlowFast
+CLASSIFIER = ("fc.", "head.projection.", "backbone.out.")          # TSN/TSM/StNet, SlowFast, TSM-MobileNetV2
 LEGACY_CLASSIFIER = re.compile(r"fc_\d+\.w_0$")
 
 
@@ -305,7 +305,7 @@ def read_weights(model, path):
 
 
 def _implied_classes(state):
-    w = state.get("fc.weight", state.get("head.projection.weight"))
+    w = state.get("fc.weight", state.get("head.projection.weight", state.get("backbone.out.weight")))
     return None if w is None else int(w.shape[-1])
 
 

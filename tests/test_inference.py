@@ -23,16 +23,20 @@ SLOWFAST_SMALL = os.path.join(ROOT, "configs", "slowfast_small.yaml")
 @pytest.mark.parametrize("impl", ["op", "slice", "gather"])
 @pytest.mark.parametrize("ratio", [0.125, 0.2, 0.25, 1 / 3])
 @pytest.mark.parametrize("c", [16, 21, 64])
-def test_shift_formulations_equal_numpy(t, impl, ratio, c):
-    """One channel rule (Paddle's op's) in every formulation: r = 0.2, C = 64 shifts 12 back and 13 forward."""
+@pytest.mark.parametrize("online", [False, True])
+def test_shift_formulations_equal_numpy(t, impl, ratio, c, online):
+    """One channel rule (Paddle's op's) in every formulation: r = 0.2, C = 64 shifts 12 back and 13 forward;
+    online: the 12 from the past only."""
     x = np.random.RandomState(t).randn(2 * t, c, 3, 3).astype("float32")
-    a = temporal_shift(paddle.to_tensor(x), t, ratio, impl).numpy()
-    np.testing.assert_array_equal(a, shift_reference(x, t, ratio))
+    a = temporal_shift(paddle.to_tensor(x), t, ratio, impl, online).numpy()
+    np.testing.assert_array_equal(a, shift_reference(x, t, ratio, online))
 
 
-def test_exported_tsm_with_an_uneven_shift_ratio_equals_dygraph(tmp_path):
-    """r = 0.2 on ResNet-18's 64 and 128 channels: 2*int(C*r) = 24, 50 but int(2*C*r) = 25, 51."""
-    cfg = load_config(TSM_SMALL, ["MODEL.shift_ratio=0.2"])
+@pytest.mark.parametrize("mode", ["bidirectional", "online"])
+def test_exported_tsm_with_an_uneven_shift_ratio_equals_dygraph(tmp_path, mode):
+    """r = 0.2 on ResNet-18's 64 and 128 channels: 2*int(C*r) = 24, 50 but int(2*C*r) = 25, 51; and the online
+    (past-only) shift through both exported formulations."""
+    cfg = load_config(TSM_SMALL, ["MODEL.shift_ratio=0.2", "MODEL.shift_mode=" + mode])
     paddle.seed(0)
     model = build_model(cfg)
     model.eval()

@@ -7,13 +7,15 @@ from paddlevideo import build_model, load_config
 from paddlevideo.models.resnet import BasicBlock, temporal_shift
 
 
-def shift_reference(x, t, ratio):
+def shift_reference(x, t, ratio, online=False):
     """Obvious NumPy version: channels [0,c1) of frame t take frame t-1, [c1,c2) take t+1, with Paddle's op's
-    channel counts c1 = int(c*r), c2 = int(2*c*r) (float32: the op's attribute is a float)."""
+    channel counts c1 = int(c*r), c2 = int(2*c*r) (float32: the op's attribute is a float); online: [0,c1) from
+    t-1 only (c2 = c1)."""
     nt, c, h, w = x.shape
     x5 = x.reshape(nt // t, t, c, h, w)
     out = np.zeros_like(x5)
     c1, c2 = int(np.float32(c) * np.float32(ratio)), int(np.float32(2 * c) * np.float32(ratio))
+    c2 = c1 if online else c2
     out[:, 1:, :c1] = x5[:, :-1, :c1]
     out[:, :-1, c1:c2] = x5[:, 1:, c1:c2]
     out[:, :, c2:] = x5[:, :, c2:]
@@ -129,3 +131,21 @@ def test_bad_trunk_options_are_one_line_errors(over, match):
     from paddlevideo import UserError
     with pytest.raises(UserError, match=match):
         build_model(load_config(ROOT + "/configs/demo.yaml", [over]))
+
+
+def test_online_tsm_is_causal_and_its_clip_logits_are_the_mean_of_frame_logits():
+    x = paddle.to_tensor(np.random.RandomState(3).rand(1, 6, 3, 48, 48).astype("float32"))
+    out = {}
+    for mode in ("online", "bidirectional"):
+        paddle.seed(0)
+        model = build_model(load_config(ROOT + "/configs/tsm_small.yaml", ["MODEL.shift_mode=" + mode,
+                                                                            "MODEL.width=16"]))
+        model.eval()
+        frames = model.forward_frames(x).numpy()                            # [1, 6, K]
+        np.testing.assert_allclose(frames.mean(1), model(x).numpy(), rtol=1e-5, atol=1e-6)
+        prefix = model.forward_frames(x[:, :3]).numpy()                     # frames 0..2 alone
+        out[mode] = np.abs(prefix - frames[:, :3]).max()
+    assert out["online"] < 1e-5                   # frame t sees frames 0..t only: a prefix changes nothing
+    assert out["bidirectional"] > 1e-3            # the offline shift reads frame t+1 (the test can fail)
+    with pytest.raises(Exception, match="shift_mode 'sideways' is not supported"):
+        load_config(ROOT + "/configs/tsm_small.yaml", ["MODEL.shift_mode=sideways"])

@@ -3,6 +3,7 @@ from ..config import input_channels
 from ..errors import UserError
 from .ava import SlowFastAVA
 from .i3d import I3D, I3DTwoStream
+from .mobilenet_v2 import TSMMobileNetV2
 from .resnet import ResNet
 from .slowfast import SlowFast
 from .stnet import StNet
@@ -17,8 +18,9 @@ def trunk_options(m):
 MODELS = {
     "TSN": lambda m: TSN(m.num_classes, m.num_layers, m.seglen, m.dropout_ratio, 0.0, m.zero_init_residual,
                          **trunk_options(m)),
-    "TSM": lambda m: TSM(m.num_classes, m.num_layers, m.seglen, m.dropout_ratio, m.shift_ratio,
-                         m.zero_init_residual, **trunk_options(m)),
+    "TSM": lambda m: (TSMMobileNetV2(m.num_classes, m.shift_ratio, m.shift_mode) if m.backbone == "mobilenet_v2"
+                      else TSM(m.num_classes, m.num_layers, m.seglen, m.dropout_ratio, m.shift_ratio,
+                               m.zero_init_residual, shift_mode=m.shift_mode, **trunk_options(m))),
     "STNET": lambda m: StNet(m.num_classes, m.num_layers, m.seglen, **trunk_options(m)),
     "I3D": lambda m: (I3DTwoStream(m.num_classes, m.dropout_ratio, m.pool_size or (2, 7, 7)) if m.format == "rgb_flow"
                       else I3D(m.num_classes, input_channels(m.format), m.dropout_ratio, m.pool_size or (2, 7, 7))),
@@ -73,6 +75,9 @@ def build_model(cfg):
     if name == "I3D" and (m.seglen != 1 or (m.pool_size and len(m.pool_size) != 3)):
         raise UserError("I3D needs MODEL.seglen 1 (seg_num = the clip's frames) and pool_size [kT, kH, kW] or [] "
                         "for the reference's [2, 7, 7] (got seglen {}, pool_size {})".format(m.seglen, m.pool_size))
+    if m.backbone != "resnet" and (name != "TSM" or m.seglen != 1):
+        raise UserError("MODEL.backbone {} is a TSM trunk for one frame per segment: use it with MODEL.name TSM and "
+                        "seglen 1 (got {}, seglen {})".format(m.backbone, name, m.seglen))
     if m.blocks and (len(m.blocks) != 4 or min(m.blocks) < 1):
         raise UserError("MODEL.blocks must be 4 positive block counts, one per stage, e.g. [2, 2, 2, 2] "
                         "(got {}); leave it empty for the depth's own".format(m.blocks))

@@ -20,6 +20,8 @@ class TSN(nn.Layer):
             the channel axis, so the trunk sees ``3*seglen`` input channels).
         dropout_ratio: dropout on per-frame features (Paddle's upscale-in-train semantics).
         shift_ratio: temporal shift per block (0 for TSN).
+        shift_mode (keyword, TSM): "bidirectional" (offline) or "online" (past-only: frame t never sees a later
+            frame; the clip logits are the mean of per-frame logits, so it can run one frame at a time).
         zero_init_residual, stem, width, blocks: trunk options, see :class:`ResNet`.
     """
     shift_ratio = 0.0
@@ -46,6 +48,14 @@ class TSN(nn.Layer):
         if self.dropout is not None:
             feat = self.dropout(feat)
         return feat.reshape([-1, t, feat.shape[-1]]).mean(axis=1)          # [N, C]
+
+    def forward_frames(self, x):
+        """x: ``[N, T, 3*seglen, H, W]`` → per-frame logits ``[N, T, num_classes]`` (eval mode: their mean over T is
+        :meth:`forward`'s output, the fc being linear).  With ``shift_mode: online`` frame t's logits depend on
+        frames 0..t only — what a streaming recognizer produces one frame at a time."""
+        t = x.shape[1]
+        feat = F.adaptive_avg_pool2d(self.backbone(x.reshape([-1] + list(x.shape[2:])), t), 1).flatten(1)
+        return self.fc(feat).reshape([-1, t, self.fc.weight.shape[1]])
 
 
 class TSM(TSN):
