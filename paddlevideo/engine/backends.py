@@ -87,7 +87,7 @@ class InferenceRunner:
     """An exported model run by ``paddle.inference`` (oneDNN, ``threads`` CPU threads, or GPU;
     ``bf16``: oneDNN bfloat16 kernels on CPUs that have them)."""
 
-    def __init__(self, prefix, threads=None, use_gpu=False, bf16=False):
+    def __init__(self, prefix, threads=None, use_gpu=False, bf16=False, all_outputs=False):
         from paddle import inference
         config = inference.Config(model_file(prefix), prefix + ".pdiparams")
         if use_gpu:
@@ -101,14 +101,18 @@ class InferenceRunner:
         config.disable_glog_info()
         self.predictor = inference.create_predictor(config)
         self.inputs = [self.predictor.get_input_handle(n) for n in self.predictor.get_input_names()]
-        self.output_name = self.predictor.get_output_names()[0]
+        self.output_names = self.predictor.get_output_names()
+        self.all_outputs = all_outputs
 
     def __call__(self, *inputs):
+        """The first output (``all_outputs``: the list of every output)."""
         for handle, x in zip(self.inputs, _arrays(inputs)):
             handle.reshape(list(x.shape))
             handle.copy_from_cpu(x)
         self.predictor.run()
-        return self.predictor.get_output_handle(self.output_name).copy_to_cpu()
+        outs = [self.predictor.get_output_handle(n).copy_to_cpu()
+                for n in (self.output_names if self.all_outputs else self.output_names[:1])]
+        return outs if self.all_outputs else outs[0]
 
 
 def to_onnx(prefix, opset=13):
@@ -134,7 +138,7 @@ def to_onnx(prefix, opset=13):
 class OnnxRunner:
     """An ONNX model run by onnxruntime on the CPU with ``threads`` intra-op threads."""
 
-    def __init__(self, onnx_path, threads=None):
+    def __init__(self, onnx_path, threads=None, all_outputs=False):
         try:
             import onnxruntime as ort
         except ImportError:
@@ -145,9 +149,12 @@ class OnnxRunner:
         so.log_severity_level = 3
         self.session = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.all_outputs = all_outputs
 
     def __call__(self, *inputs):
-        return self.session.run(None, dict(zip(self.input_names, _arrays(inputs))))[0]
+        """The first output (``all_outputs``: the list of every output)."""
+        outs = self.session.run(None, dict(zip(self.input_names, _arrays(inputs))))
+        return outs if self.all_outputs else outs[0]
 
 
 def _export_key(cfg, mode_cfg, weights):

@@ -17,7 +17,7 @@ Shapes: ``[N, T, 3, H, W]`` → trunk ``[N*T, 1280, H/32, W/32]`` → spatial me
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .resnet import temporal_shift
+from .resnet import shift_input
 
 # (expansion t, output channels c, blocks n, first stride s) of stages conv2..conv8
 SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
@@ -44,6 +44,7 @@ class InvertedResidual(nn.Layer):
     branch is temporally shifted and the unshifted input is added back."""
     shift_impl = "op"
     shift_online = False
+    stream = None
 
     def __init__(self, cin, cout, t, stride, shortcut, shift_ratio):
         super().__init__()
@@ -56,7 +57,7 @@ class InvertedResidual(nn.Layer):
     def forward(self, x, num_segments):
         y = x
         if self.shortcut and self.shift_ratio:
-            y = temporal_shift(x, num_segments, self.shift_ratio, self.shift_impl, self.shift_online)
+            y = shift_input(self, x, num_segments)
         y = self._linear_conv(self._bottleneck_conv(self._expand_conv(y)))
         return x + y if self.shortcut else y
 

@@ -90,6 +90,18 @@ def temporal_shift(x, num_segments, shift_ratio, impl="op", online=False):
     return out.reshape([-1, c, h, w])
 
 
+def shift_input(block, x, num_segments):
+    """The shifted input of a block's residual branch.  Streaming (``block.stream`` a dict whose ``"in"`` is the
+    previous frame's cache ``[N, c1, H, W]``, one frame per call, see engine.online): channels ``[0, c1)`` come from
+    the cache and ``"out"`` keeps this frame's for the next call — the online shift unrolled over calls.  (A dict:
+    a Tensor attribute of a Layer would become one of its buffers.)"""
+    if block.stream is not None:
+        c1 = shift_channels(x.shape[1], block.shift_ratio)[0]
+        block.stream["out"] = x[:, :c1]
+        return paddle.concat([block.stream["in"], x[:, c1:]], axis=1)
+    return temporal_shift(x, num_segments, block.shift_ratio, block.shift_impl, block.shift_online)
+
+
 _SHIFT_INDEX = {}
 
 
@@ -123,6 +135,7 @@ class BasicBlock(nn.Layer):
     expansion = 1
     shift_impl = "op"
     shift_online = False          # ResNet(shift_mode="online"): the past-only shift
+    stream = None                 # streaming cache holder (see shift_input)
 
     def __init__(self, cin, width, stride, shift_ratio=0.0):
         super().__init__()
@@ -136,8 +149,7 @@ class BasicBlock(nn.Layer):
         return self.branch2b(self.branch2a(x))
 
     def forward(self, x, num_segments):
-        y = (temporal_shift(x, num_segments, self.shift_ratio, self.shift_impl, self.shift_online)
-             if self.shift_ratio else x)
+        y = shift_input(self, x, num_segments) if self.shift_ratio else x
         short = self.branch1(x) if self.branch1 is not None else x
         return F.relu(self.residual(y) + short)
 

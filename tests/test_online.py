@@ -1,0 +1,64 @@
+"""The streaming recognizer: per-frame logits equal the offline online-mode model on every backend."""
+import os
+
+import numpy as np
+import paddle
+import pytest
+
+from conftest import ROOT
+from paddlevideo import UserError, build_model, load_config
+from paddlevideo.data.transforms import normalize_pack
+from paddlevideo.engine.online import OnlineRecognizer
+
+MV2_ONLINE = os.path.join(ROOT, "configs", "pptsm_mv2_online.yaml")
+TSM_SMALL = os.path.join(ROOT, "configs", "tsm_small.yaml")
+SMALL = ["MODEL.num_classes=7", "INFER.target_size=64", "INFER.short_size=72", "MODEL.label_list=null"]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    d = tmp_path_factory.mktemp("online")
+    out = {}
+    for name, config, over in (("mv2", MV2_ONLINE, SMALL),
+                               ("r18", TSM_SMALL, SMALL + ["MODEL.shift_mode=online", "MODEL.width=16"])):
+        cfg = load_config(config, over)
+        paddle.seed(0)
+        model = build_model(cfg)
+        model.eval()
+        w = str(d / (name + ".pdparams"))
+        paddle.save(model.state_dict(), w)
+        out[name] = (cfg, model, w)
+    return d, out
+
+
+@pytest.mark.parametrize("name,backend", [("mv2", "dygraph"), ("mv2", "onnxruntime"), ("mv2", "paddle-inference"),
+                                          ("r18", "dygraph"), ("r18", "onnxruntime")])
+def test_streamed_frame_logits_equal_the_offline_online_model(saved, name, backend):
+    d, models = saved
+    cfg, model, w = models[name]
+    frames = (np.random.RandomState(0).rand(6, 64, 64, 3) * 255).astype("uint8")
+    x = normalize_pack(frames, 6, 1, cfg.MODEL.image_mean, cfg.MODEL.image_std)[None]
+    ref_frames = model.forward_frames(paddle.to_tensor(x)).numpy()[0]
+    ref_clip = model(paddle.to_tensor(x)).numpy()[0]
+    rec = OnlineRecognizer(cfg, w, backend=backend, cache_dir=str(d), window=3)
+    steps = [rec.step(f) for f in frames]
+    got = np.stack([s["logits"] for s in steps])
+    np.testing.assert_allclose(got, ref_frames, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(got.mean(0), ref_clip, atol=1e-4, rtol=1e-4)
+    assert steps[-1]["label"] == int(np.argmax(got[-3:].sum(0)))          # smoothed over the last 3 steps
+    rec.reset()                                                            # a new stream starts from zero caches
+    np.testing.assert_allclose(rec.step(frames[0])["logits"], got[0], atol=1e-5)
+
+
+def test_frames_are_transformed_and_only_online_models_stream(saved):
+    d, models = saved
+    cfg, model, w = models["mv2"]
+    rec = OnlineRecognizer(cfg, w, backend="dygraph")
+    frame = (np.random.RandomState(1).rand(64, 64, 3) * 255).astype("uint8")
+    np.testing.assert_array_equal(rec.transform(frame), normalize_pack(frame[None], 1, 1, cfg.MODEL.image_mean,
+                                                                       cfg.MODEL.image_std))  # at size: unchanged
+    assert rec.transform(np.zeros((90, 160, 3), "uint8")).shape == (1, 3, 64, 64)     # short side 72, centre 64
+    with pytest.raises(UserError, match="MODEL.shift_mode: online"):
+        OnlineRecognizer(load_config(TSM_SMALL), None, backend="dygraph")
+    with pytest.raises(UserError, match="RGB image"):
+        rec.step(np.zeros((64, 64), "uint8"))
