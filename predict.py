@@ -29,9 +29,23 @@ def main(argv):
     p.add_argument("--detector", default=None, metavar="MODULE:ATTR",
                    help="detection: a person detector callable frame -> [n, 5] pixel boxes+scores (default: "
                         "OpenCV's built-in HOG people detector)")
+    p.add_argument("--online", action="store_true",
+                   help="stream --source through an online TSM (MODEL.shift_mode: online) one frame at a time")
+    p.add_argument("--source", default=None, help="online: a camera index (0), rtsp://... or http://..., or a file")
+    p.add_argument("--every", type=int, default=1, help="online: process every K-th frame (default 1)")
+    p.add_argument("--smooth", type=int, default=12,
+                   help="online: the smoothed label is the arg-max of the summed logits of the last N steps (12)")
+    p.add_argument("--reconnect", type=int, default=3, help="online: reopen a stopped network stream up to N times")
     add_backend_args(p)
     args = p.parse_args(argv)
     cfg = config_from_args(args, "infer", default="configs/tsm.yaml")
+    if args.online:
+        if args.source is None:
+            raise UserError("--online needs --source: a camera index (0), rtsp://... / http://..., or a video file")
+        from paddlevideo.engine.stream import run_stream
+        run_stream(cfg, args.source, args.weights, args.backend, args.every, args.smooth, args.output, args.render,
+                   args.infer_topk or 5, args.reconnect, args.cache_dir, args.cpu_threads)
+        return 0
     from paddlevideo.models import task_of
     if task_of(cfg) == "detection":
         if not args.video_path:

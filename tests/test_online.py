@@ -62,3 +62,67 @@ def test_frames_are_transformed_and_only_online_models_stream(saved):
         OnlineRecognizer(load_config(TSM_SMALL), None, backend="dygraph")
     with pytest.raises(UserError, match="RGB image"):
         rec.step(np.zeros((64, 64), "uint8"))
+
+
+def _ffmpeg():
+    import imageio_ffmpeg
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_predict_online_on_a_file_writes_one_line_per_step(saved, tmp_path):
+    import json
+    from conftest import clip, run_cli
+    d, models = saved
+    cfg, model, w = models["mv2"]
+    out, mp4 = tmp_path / "steps.jsonl", tmp_path / "r.mp4"
+    p = run_cli("predict.py", "--config", MV2_ONLINE, *sum((["-o", o] for o in SMALL), []), "--weights", w, "--online",
+                "--source", clip("mmaction2_test.mp4"), "--every", 5, "--output", out, "--render", mp4,
+                "--backend", "onnxruntime", "--cache_dir", d)
+    lines = [json.loads(s) for s in out.read_text().splitlines()]
+    import cv2
+    cap = cv2.VideoCapture(clip("mmaction2_test.mp4"))
+    n, fps = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    assert [s["frame"] for s in lines] == list(range(0, n, 5))            # a file: every 5th frame, none dropped
+    assert lines[2]["t"] == pytest.approx(10 / fps, abs=1e-3)
+    assert set(lines[0]) == {"t", "frame", "top_k", "label", "latency_ms"} and len(lines[0]["top_k"]) == 5
+    assert "0 frames dropped" in p.stderr and mp4.stat().st_size > 0
+
+
+def test_a_network_stream_that_stops_is_retried_then_reported_in_one_line(saved, tmp_path):
+    import json
+    import subprocess
+    import time
+    from conftest import clip, run_cli
+    d, models = saved
+    cfg, model, w = models["mv2"]
+    port = _free_port()
+    url = "http://127.0.0.1:{}".format(port)
+    server = subprocess.Popen([_ffmpeg(), "-loglevel", "error", "-re", "-i", clip("arm_wrestling.mp4"), "-t", "2",
+                               "-c:v", "mpeg4", "-q:v", "5", "-f", "mpegts", "-listen", "1", url],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        out = tmp_path / "live.jsonl"
+        p = run_cli("predict.py", "--config", MV2_ONLINE, *sum((["-o", o] for o in SMALL), []), "--weights", w,
+                    "--online", "--source", url, "--output", out, "--reconnect", 1, "--backend", "onnxruntime",
+                    "--cache_dir", d, check=False)
+    finally:
+        server.kill()
+    lines = [json.loads(s) for s in out.read_text().splitlines()]
+    assert p.returncode == 2 and len(lines) > 3                        # what came before the stop is kept
+    assert "reconnect attempt 1/1" in p.stderr and "Traceback" not in p.stderr
+    err = [s for s in p.stderr.splitlines() if s.startswith("error:")]
+    assert len(err) == 1 and "stopped delivering frames after 1 reconnect attempts" in err[0]
+    bad = run_cli("predict.py", "--config", MV2_ONLINE, *sum((["-o", o] for o in SMALL), []), "--weights", w,
+                  "--online", "--source", "7", "--backend", "dygraph", check=False)
+    assert bad.returncode == 2 and "camera 7 cannot be opened" in bad.stderr and "Traceback" not in bad.stderr
