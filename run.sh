@@ -2,6 +2,7 @@
 # PaddleVideo-style launcher; nothing to edit inside.
 #   bash run.sh demo [--quick]               TSM vs TSN on synthetic data (--quick: bundled clips)
 #   bash run.sh demo --detection             AVA-style detection: SlowFast vs one frame, synthetic actors
+#   bash run.sh demo --online                online TSM streamed frame by frame vs the offline shift
 #   bash run.sh test [pytest args]           the test suite
 #   bash run.sh train   NAME CONFIG [flags]  -> train.py   --model_name NAME --config CONFIG flags
 #        [--nproc N [--ips IP1,IP2]]          data parallel via python -m paddle.distributed.launch
@@ -14,7 +15,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-usage() { sed -n '2,13p' "$ROOT/run.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$ROOT/run.sh" | sed 's/^# \{0,1\}//'; }
 
 setup() {
   local env_dir
@@ -84,6 +85,10 @@ case "$mode" in
     ;;
   demo)
     setup
+    if [ "${1:-}" = "--online" ]; then
+      shift
+      exec "$PY" "$ROOT/scripts/demo_online.py" "$@"
+    fi
     if [ "${1:-}" = "--detection" ]; then
       shift
       exec "$PY" "$ROOT/scripts/demo_detection.py" "$@"

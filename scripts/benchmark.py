@@ -8,6 +8,10 @@ Every measurement runs in its own subprocess so that its peak RSS is its own.  M
   (``dygraph``, ``paddle-inference`` = exported model + oneDNN, ``onnxruntime`` = paddle2onnx);
 * end-to-end ``predict.py`` on a real clip (wall time, and the time after start-up);
 * reader throughput (clips/s, TSM 8x224 train transforms) with 0, 1 and 2 loader workers;
+* ``online``: streaming TSM-R50 and TSM-MobileNetV2 at 224² per backend: seconds per streaming step and per
+  8-frame clip of the same model and backend (JSON ``online.<tsm_r50_224|tsm_mobilenetv2_224>.<backend>`` with
+  ``seconds_per_step``, ``seconds_per_clip``; MobileNetV2 also ``step_over_r50_clip``), and on ONNX Runtime the
+  steps/s end to end from a real file (decoding included);
 * ``ava``: the AVA detector (configs/slowfast_ava.yaml, SlowFast-R50 8x8 + RoI head) on one keyframe clip
   32 x 256x341 with 8 boxes, seconds per keyframe per backend, and the trunk alone (trunk + temporal
   mean) on the same backend: JSON ``ava.<backend>`` with ``seconds_per_keyframe``, ``backbone_seconds``,
@@ -170,6 +174,65 @@ def child_ava(backend, repeat, threads):
             "shape": [1, m.seg_num, 3, 256, 341]}
 
 
+ONLINE_MODELS = {"tsm_r50_224": ("configs/tsm.yaml", ["MODEL.shift_mode=online", "INFER.target_size=224"]),
+                 "tsm_mobilenetv2_224": ("configs/pptsm_mv2_online.yaml", [])}
+
+
+def child_online(name, backend, repeat, threads):
+    """Runs in a subprocess: a streaming step vs the 8-frame clip of the same online model on one backend (random
+    weights); for ONNX Runtime also end to end from a real file (decoding in the reader thread included)."""
+    import tempfile
+    import numpy as np
+    import paddle
+    import paddlevideo  # noqa: F401
+    from paddlevideo import build_model, load_config
+    from paddlevideo.engine.backends import (SHIFT_IMPL, InferenceRunner, OnnxRunner, dygraph_runner, export_model,
+                                             to_onnx)
+    from paddlevideo.engine.online import OnlineRecognizer
+    from paddlevideo.engine.stream import FrameReader
+    config, over = ONLINE_MODELS[name]
+    cfg = load_config(os.path.join(ROOT, config), over + ["MODEL.weights=null", "MODEL.label_list=null"])
+    d = tempfile.mkdtemp()
+    w = os.path.join(d, "w.pdparams")
+    model = build_model(cfg)
+    model.eval()
+    paddle.save(model.state_dict(), w)
+
+    def median(fn):
+        fn()
+        times = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return float(np.median(times))
+    rec = OnlineRecognizer(cfg, w, backend, threads, d)
+    frame = (np.random.RandomState(0).rand(224, 224, 3) * 255).astype("uint8")
+    x1 = rec.transform(frame)
+    step = median(lambda: rec._run(x1, *rec.caches))
+    clip = np.random.RandomState(1).rand(1, 8, 3, 224, 224).astype("float32")
+    if backend == "dygraph":
+        run = dygraph_runner(model)
+    else:
+        prefix = export_model(model, os.path.join(d, "clip"), [8, 3, 224, 224], SHIFT_IMPL[backend])
+        run = OnnxRunner(to_onnx(prefix), threads) if backend == "onnxruntime" else InferenceRunner(prefix, threads)
+    out = {"seconds_per_step": round(step, 5), "seconds_per_clip": round(median(lambda: run(clip)), 5)}
+    out["step_over_clip"] = round(out["seconds_per_step"] / out["seconds_per_clip"], 4)
+    if backend == "onnxruntime":
+        reader = FrameReader(os.path.join(ROOT, "tests", "data", "arm_wrestling.mp4"))
+        reader.start()
+        n, t0 = 0, time.perf_counter()
+        while True:
+            item = reader.get()
+            if item is None:
+                break
+            rec.step(item[2])
+            n += 1
+        out["end_to_end_steps_per_s"] = round(n / (time.perf_counter() - t0), 1)
+        out["end_to_end_frames"] = n
+    return out
+
+
 # training models: (config, overrides, batch per process)
 TRAIN_MODELS = {
     "tsm_demo_small": ("configs/demo.yaml", [], 16),
@@ -297,7 +360,8 @@ def main():
                    help="comma-separated, from: {} (-int8/-bf16: lower precision)".format(", ".join(BACKENDS)))
     p.add_argument("--sections", default="models,reader,predict,training,precision",
                    help="what to measure: models, reader, predict, training, precision (the int8/bf16 accuracy "
-                        "check of scripts/quantize_check.py with the demo's TSM), ava (the detector; comma-separated)")
+                        "check of scripts/quantize_check.py with the demo's TSM), ava (the detector), online (streaming "
+                        "TSM; comma-separated)")
     p.add_argument("--train_steps", type=int, default=3, help="timed training steps per variant (after one warm-up)")
     p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -309,6 +373,8 @@ def main():
                 return 0
         elif kind == "model":
             res = child_model(a.child[1], a.child[2], int(a.child[3]), int(a.child[4]))
+        elif kind == "online":
+            res = child_online(a.child[1], a.child[2], int(a.child[3]), int(a.child[4]))
         elif kind == "ava":
             res = child_ava(a.child[1], int(a.child[2]), int(a.child[3]))
         else:
@@ -320,7 +386,7 @@ def main():
 
     results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                            "python": platform.python_version(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
-               "models": {}, "reader": {}, "training": {}, "ava": {}}
+               "models": {}, "reader": {}, "training": {}, "ava": {}, "online": {}}
     try:  # not `import paddle` here: it would pin OMP_NUM_THREADS=1 for every child process
         from importlib.metadata import version
         results["machine"]["paddle"] = version("paddlepaddle")
@@ -342,6 +408,15 @@ def main():
         r = run_child(["reader", workers, 10])
         results["reader"]["{} workers".format(workers)] = r
         print("reader {} workers: {}".format(workers, r), flush=True)
+    for name in (ONLINE_MODELS if "online" in sections else ()):
+        for backend in ("onnxruntime", "paddle-inference", "dygraph"):
+            r = run_child(["online", name, backend, max(a.repeat, 5), a.threads])
+            results["online"].setdefault(name, {})[backend] = r
+            print("online {:<20} {:<17} {}".format(name, backend, r), flush=True)
+    r50 = results["online"].get("tsm_r50_224", {})
+    for backend, r in results["online"].get("tsm_mobilenetv2_224", {}).items():
+        if r.get("seconds_per_step") and r50.get(backend, {}).get("seconds_per_clip"):
+            r["step_over_r50_clip"] = round(r["seconds_per_step"] / r50[backend]["seconds_per_clip"], 4)
     for backend in (("dygraph", "paddle-inference", "onnxruntime") if "ava" in sections else ()):
         r = run_child(["ava", backend, a.repeat, a.threads])
         results["ava"][backend] = r

@@ -63,15 +63,17 @@ def overrides(lists, meta, epoch):
     return o + (["TRAIN.epoch={}".format(epoch)] if epoch else [])
 
 
-def worker(model, out, over):
-    """Train ``model`` and evaluate it on the test split; write ``out/model/result.json``."""
+def worker(label, out, over):
+    """Train the model of ``over`` (its MODEL.name) and evaluate it on the test split; write
+    ``out/label/result.json``."""
     import paddlevideo  # noqa: F401  (thread settings before paddle)
     from paddlevideo import load_config
     from paddlevideo.engine.evaluate import evaluate_model
     from paddlevideo.engine.train import train
 
-    cfg = load_config(CONFIG, over + ["MODEL.name=" + model])
-    save = os.path.join(out, model)
+    cfg = load_config(CONFIG, over)
+    model = cfg.MODEL.name
+    save = os.path.join(out, label)
     t0 = time.time()
     history = train(cfg, model, save_dir=save, pretrain="none", valid_interval=1, log_interval=10,
                     fix_random_seed=True)
@@ -82,20 +84,23 @@ def worker(model, out, over):
     result = {"test": test, "history": history, "train_seconds": round(seconds, 1), "steps": steps}
     with open(os.path.join(save, "result.json"), "w") as f:
         json.dump(result, f)
-    print("[demo] {} test top-1 {:.3f} (trained in {:.0f}s)".format(model, test["top1_acc"], seconds), flush=True)
+    print("[demo] {} test top-1 {:.3f} (trained in {:.0f}s)".format(label, test["top1_acc"], seconds), flush=True)
 
 
-def run_workers(out, over, parallel):
-    """Run one worker process per model (at the same time when ``parallel``), one thread each."""
+def run_workers(out, over, parallel, jobs=None):
+    """Run one worker process per model (at the same time when ``parallel``), one thread each.  ``jobs``:
+    ``[(label, extra overrides)]`` training TSM under ``out/label`` each (default: TSM and TSN under ``out``);
+    returns ``{label: result}``."""
+    jobs = jobs or [(m, ["MODEL.name=" + m]) for m in MODELS]
     env = dict(os.environ, OMP_NUM_THREADS="1" if parallel else os.environ.get("OMP_NUM_THREADS", ""))
     if not env["OMP_NUM_THREADS"]:
         env.pop("OMP_NUM_THREADS")
     procs = []
 
-    def start(model):
+    def start(model, extra):
         os.makedirs(os.path.join(out, model), exist_ok=True)
         log = open(os.path.join(out, model, "console.log"), "w")
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", model, "--out", out, "--"] + over
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", model, "--out", out, "--"] + over + extra
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=ROOT)
 
         def pump():
@@ -109,8 +114,8 @@ def run_workers(out, over, parallel):
         t.start()
         return p, t, log
 
-    for model in MODELS:
-        procs.append((model,) + start(model))
+    for model, extra in jobs:
+        procs.append((model,) + start(model, extra))
         if not parallel:
             procs[-1][1].wait()
     for model, p, t, log in procs:
@@ -121,7 +126,7 @@ def run_workers(out, over, parallel):
             raise SystemExit("[demo] training {} failed (exit {}); see {}".format(
                 model, p.returncode, os.path.join(out, model, "console.log")))
     results = {}
-    for model in MODELS:
+    for model, _ in jobs:
         with open(os.path.join(out, model, "result.json")) as f:
             results[model] = json.load(f)
     return results

@@ -34,3 +34,17 @@ def test_reduced_demo_tsm_learns_direction_tsn_cannot(tmp_path):
         assert len(epochs) == 12 and all(r["valid_top1"] is not None for r in epochs)
         assert res[model]["steps"] == epochs[-1]["step"] > 0
     assert os.path.exists(res["TSM"]["weights"])
+
+
+def test_reduced_online_demo_learns_with_the_past_only_shift_and_streams(tmp_path):
+    out = tmp_path / "online"
+    p = run_cli("scripts/demo_online.py", "--out", out, "--data", tmp_path / "data", "--pairs", "0",
+                "--train_per_class", "60", "--val_per_class", "10", "--test_per_class", "30", "--stream_clips", "6",
+                "-o", "TRAIN.epoch=12", "-o", "MODEL.seg_num=4", timeout=400)
+    res = json.loads((out / "results.json").read_text())
+    assert res["online"]["top1"] >= 0.85, res                    # the direction from the past only
+    assert 0 <= res["bidirectional"]["top1"] <= 1
+    s = res["stream"]
+    assert s["clips"] == 6 and s["steps"] == 6 * 4 and s["every"] == 4       # 16-frame clips, 4 segments
+    assert 0 <= s["step_accuracy"] <= 1 and 0 <= s["mean_delay_frames"] <= 16
+    assert (out / "timeline.png").stat().st_size > 10000 and "smoothed-label accuracy" in p.stdout
