@@ -75,6 +75,7 @@ READER_KEYS = {
     "multi_scale_crop": (bool, True),
     "scale_jitter": ("ints", []),
     "decode_timeout": (float, 60.0),
+    "fixed_ratio": (bool, False),         # short side -> short_size, long side -> 4/3 of it (PP-TSM's test Scale)
     "num_clips": (int, 1),
     "num_crops": (int, 1),
     "average": (str, "prob"),

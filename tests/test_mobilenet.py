@@ -54,3 +54,13 @@ def test_online_mobilenet_is_causal_and_exports_equal_dygraph(tmp_path):
 def test_backbone_key_is_for_tsm_only():
     with pytest.raises(Exception, match="MODEL.backbone mobilenet_v2 is a TSM trunk"):
         build_model(load_config(MV2, ["MODEL.name=TSN"]))
+
+
+def test_fixed_ratio_scale_is_paddlevideos():
+    from paddlevideo.data.transforms import scale_short_side
+    shape = lambda h, w, fixed: scale_short_side(np.zeros((1, h, w, 3), "uint8"), 256, fixed).shape[1:3]  # noqa: E731
+    assert shape(360, 640, True) == (256, 341) and shape(360, 640, False) == (256, 455)
+    assert shape(640, 360, True) == (341, 256) and shape(300, 300, True) == (341, 256)     # w <= h: width short
+    assert shape(256, 500, True) == (256, 500)                                              # already at 256: kept
+    cfg = load_config(MV2)
+    assert cfg.mode("test").fixed_ratio and cfg.mode("infer").fixed_ratio and not cfg.mode("train").fixed_ratio

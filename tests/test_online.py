@@ -126,3 +126,22 @@ def test_a_network_stream_that_stops_is_retried_then_reported_in_one_line(saved,
     bad = run_cli("predict.py", "--config", MV2_ONLINE, *sum((["-o", o] for o in SMALL), []), "--weights", w,
                   "--online", "--source", "7", "--backend", "dygraph", check=False)
     assert bad.returncode == 2 and "camera 7 cannot be opened" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_int8_streaming_tracks_fp32(saved, tmp_path):
+    from conftest import clip
+    d, models = saved
+    cfg, model, w = models["mv2"]
+    lst = tmp_path / "calib.list"
+    lst.write_text("{}\n{}\n".format(clip("arm_wrestling.mp4"), clip("mmaction2_test.mp4")))
+    cfg8 = load_config(MV2_ONLINE, SMALL + ["INFER.precision=int8", "INFER.calibration={}".format(lst)])
+    fp32 = OnlineRecognizer(cfg, w, backend="onnxruntime", cache_dir=str(d))
+    int8 = OnlineRecognizer(cfg8, w, backend="auto", cache_dir=str(d))
+    assert int8.backend == "onnxruntime-int8"
+    frames = (np.random.RandomState(2).rand(6, 64, 64, 3) * 255).astype("uint8")
+    a = np.stack([fp32.step(f)["logits"] for f in frames])
+    b = np.stack([int8.step(f)["logits"] for f in frames])
+    assert not np.allclose(a, b, atol=1e-6)                               # really the quantized graph
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
+    with pytest.raises(UserError, match="int8 \\(onnxruntime\\)"):
+        OnlineRecognizer(cfg8, w, backend="paddle-inference", cache_dir=str(d))

@@ -19,11 +19,16 @@ def resize_frames(frames, w, h):
     return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in frames])
 
 
-def scale_short_side(frames, short_size):
-    """Resize so that the shorter side is ``short_size``, keeping the aspect ratio."""
+def scale_short_side(frames, short_size, fixed_ratio=False):
+    """Resize so that the shorter side is ``short_size``, keeping the aspect ratio; ``fixed_ratio``: the long side
+    becomes ``int(short_size · 4/3)`` whatever the input's ratio (PaddleVideo's ``Scale(fixed_ratio=True)``, the
+    PP-TSM test-time rule: 256 → 341 × 256)."""
     h, w = frames.shape[1:3]
-    if min(h, w) == short_size:
+    if min(h, w) == short_size:                   # PaddleVideo's Scale leaves these alone, fixed_ratio or not
         return frames
+    if fixed_ratio:
+        long_side = int(short_size * 4.0 / 3.0)
+        return resize_frames(frames, *((short_size, long_side) if w <= h else (long_side, short_size)))
     if w <= h:
         nw, nh = short_size, int(round(h * short_size / w))
     else:
@@ -113,7 +118,7 @@ def hflip(frames, fmt):
 
 def test_views(frames, cfg):
     """Every crop of ``TEST.num_crops`` of one clip: ``[num_crops, seg_num, C*seglen, H, W]`` float32."""
-    frames = scale_short_side(frames, cfg.short_size)
+    frames = scale_short_side(frames, cfg.short_size, cfg.fixed_ratio)
     h, w = frames.shape[1:3]
     out = []
     for x, y, flip in crop_boxes(h, w, cfg.target_size, cfg.num_crops):
@@ -130,7 +135,8 @@ def transform_clip(frames, cfg, train, rng=None):
     In training ``scale_jitter: [lo, hi]`` scales the short side to a random size in ``[lo, hi]``
     (SlowFast: 256..320) instead of ``short_size``."""
     jitter = cfg.scale_jitter if train else None
-    frames = scale_short_side(frames, int(rng.integers(jitter[0], jitter[1] + 1)) if jitter else cfg.short_size)
+    frames = scale_short_side(frames, int(rng.integers(jitter[0], jitter[1] + 1)) if jitter else cfg.short_size,
+                              cfg.fixed_ratio)
     if train:
         if cfg.multi_scale_crop:
             h, w = frames.shape[1:3]

@@ -30,7 +30,7 @@ from ..weights import load_weights
 from .backends import InferenceRunner, OnnxRunner, export_model, to_onnx
 from .common import label_names, resolve_weights, softmax, warn
 
-BACKENDS = ("auto", "dygraph", "onnxruntime", "paddle-inference")
+BACKENDS = ("auto", "dygraph", "onnxruntime", "paddle-inference", "onnxruntime-int8")
 
 
 def streaming_blocks(model):
@@ -79,7 +79,9 @@ class OnlineRecognizer:
     Args:
         cfg: a config whose MODEL has ``shift_mode: online`` (INFER's ``short_size``/``target_size``, mean/std).
         weights: a checkpoint; default MODEL.weights (random weights with a warning when neither is set).
-        backend: ``dygraph``, ``onnxruntime`` (default on CPU, ``auto``) or ``paddle-inference``.
+        backend: ``dygraph``, ``onnxruntime`` (default on CPU, ``auto``), ``paddle-inference`` or ``onnxruntime-int8``
+            (also chosen by INFER.precision int8: the step graph quantized, calibrated on frames of INFER.calibration,
+            else VALID.filelist, streamed through the fp32 step so that the caches are realistic).
         window: steps whose logits are summed for the smoothed label (12, as the TSM authors' online demo).
     """
 
@@ -105,6 +107,11 @@ class OnlineRecognizer:
         size = m.target_size
         self.shapes = self.step_model.cache_shapes(size)
         self.backend = "onnxruntime" if backend == "auto" else backend
+        if m.precision != "fp32":
+            if m.precision != "int8" or self.backend not in ("onnxruntime", "onnxruntime-int8"):
+                raise UserError("the streaming recognizer runs fp32 (any backend) or int8 (onnxruntime); got "
+                                "--precision {} with --backend {}".format(m.precision, backend))
+            self.backend = "onnxruntime-int8"
         if self.backend == "dygraph":
             def run(*inputs):
                 with paddle.no_grad():
@@ -113,8 +120,14 @@ class OnlineRecognizer:
             self._run = run
         else:
             prefix = self._export(cfg, w, size, cache_dir)
-            self._run = (OnnxRunner(to_onnx(prefix), cpu_threads, all_outputs=True) if self.backend == "onnxruntime"
-                         else InferenceRunner(prefix, cpu_threads, all_outputs=True))
+            if self.backend == "paddle-inference":
+                self._run = InferenceRunner(prefix, cpu_threads, all_outputs=True)
+            else:
+                onnx_path = to_onnx(prefix)
+                self._run = OnnxRunner(onnx_path, cpu_threads, all_outputs=True)
+                if self.backend == "onnxruntime-int8":
+                    onnx_path = self._int8(onnx_path, cfg)
+                    self._run = OnnxRunner(onnx_path, cpu_threads, all_outputs=True)
         self.reset()
 
     def _export(self, cfg, weights, size, cache_dir):
@@ -144,6 +157,36 @@ class OnlineRecognizer:
                   file=sys.stderr)
         return prefix
 
+    def _int8(self, onnx_path, cfg):
+        """The step graph quantized to int8 (cached beside it, keyed by the calibration list): calibration inputs
+        are the frames of up to ``calibration_size`` videos streamed through the fp32 step from a reset."""
+        from ..data import parse_list
+        from ..data.video import VideoError, read_frames
+        from .quantize import calibration_key, quantize_int8
+        m = self.m
+        lst = m.calibration or cfg.mode("valid").filelist
+        if not lst or not os.path.isfile(lst):
+            raise UserError("int8 streaming needs calibration videos: --calibration LIST (or VALID.filelist); got "
+                            "{}".format(lst))
+        out = "{}.int8-{}.onnx".format(onnx_path[:-len(".onnx")], calibration_key(lst, m.calibration_size))
+        if os.path.exists(out):
+            return out
+        items = parse_list(lst, None, "mp4", need_label=False, skip_bad=True, problems=[], root=m.data_root)
+        samples = []
+        for path, _ in items[:m.calibration_size]:
+            try:
+                frames = read_frames(path, lambda n: list(range(0, n, max(1, n // 8)))[:8])
+            except VideoError:
+                continue
+            self.reset()
+            for f in frames:
+                x = self.transform(f)
+                samples.append((x,) + tuple(self.caches))
+                self.caches = [np.asarray(c) for c in self._run(x, *self.caches)[1:]]
+        if not samples:
+            raise UserError("no video of the calibration list {} could be decoded".format(lst))
+        return quantize_int8(onnx_path, out, samples)
+
     def reset(self):
         """A new stream: zero caches (nothing before the first frame), empty label history."""
         self.caches = [np.zeros(s, np.float32) for s in self.shapes]
@@ -155,7 +198,7 @@ class OnlineRecognizer:
         m = self.m
         frames = np.asarray(frame)[None]
         if frames.shape[1:3] != (m.target_size, m.target_size):
-            frames = center_crop(scale_short_side(frames, m.short_size), m.target_size)
+            frames = center_crop(scale_short_side(frames, m.short_size, m.fixed_ratio), m.target_size)
         return normalize_pack(frames, 1, 1, m.image_mean, m.image_std)
 
     def step(self, frame):

@@ -49,7 +49,8 @@ def calibration_clips(m, list_path, size):
 
 def quantize_int8(fp32_onnx, out_path, clips):
     """Write ``out_path``: ``fp32_onnx`` quantized to int8 (QDQ, per-channel weights) with activation
-    ranges from ``clips`` (MinMax calibration).  Atomic; returns ``out_path``."""
+    ranges from ``clips`` (MinMax calibration): arrays for a one-input model, or tuples with one array per graph
+    input in order (e.g. a streaming step's frame and caches).  Atomic; returns ``out_path``."""
     try:
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -59,20 +60,20 @@ def quantize_int8(fp32_onnx, out_path, clips):
     quiet.onnxruntime_logs()
 
     class Reader(CalibrationDataReader):
-        def __init__(self, name):
-            self.it = iter([{name: c} for c in clips])
+        def __init__(self, names):
+            self.it = iter([dict(zip(names, c if isinstance(c, (list, tuple)) else [c])) for c in clips])
 
         def get_next(self):
             return next(self.it, None)
 
     import onnx
-    name = onnx.load(fp32_onnx, load_external_data=False).graph.input[0].name
+    names = [i.name for i in onnx.load(fp32_onnx, load_external_data=False).graph.input]
     work = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(out_path)))
     pre = os.path.join(work, "pre.onnx")
     # the symbolic shape pass cannot follow the temporal shift's reshapes; ONNX shape inference suffices
     quant_pre_process(fp32_onnx, pre, skip_symbolic_shape=True)
     tmp = os.path.join(work, "int8.onnx")
-    quantize_static(pre, tmp, Reader(name), quant_format=QuantFormat.QDQ, per_channel=True,
+    quantize_static(pre, tmp, Reader(names), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     os.replace(tmp, out_path)
     for f in os.listdir(work):
