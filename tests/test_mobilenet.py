@@ -64,3 +64,82 @@ def test_fixed_ratio_scale_is_paddlevideos():
     assert shape(256, 500, True) == (256, 500)                                              # already at 256: kept
     cfg = load_config(MV2)
     assert cfg.mode("test").fixed_ratio and cfg.mode("infer").fixed_ratio and not cfg.mode("train").fixed_ratio
+
+
+def _np_conv(x, w, stride=1, groups=1):
+    """NumPy conv2d, 'same' padding (k-1)//2, no bias: x [N, C, H, W], w [O, C/groups, k, k]."""
+    k = w.shape[-1]
+    p = (k - 1) // 2
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    n, c, h, wd = x.shape
+    oh, ow = (h + 2 * p - k) // stride + 1, (wd + 2 * p - k) // stride + 1
+    out = np.zeros((n, w.shape[0], oh, ow))
+    cg, og = c // groups, w.shape[0] // groups
+    for g in range(groups):
+        xs = xp[:, g * cg:(g + 1) * cg]
+        for i in range(k):
+            for j in range(k):
+                patch = xs[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride]      # [N, cg, oh, ow]
+                out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, w[g * og:(g + 1) * og, :, i, j])
+    return out
+
+
+def numpy_pptsm_mv2(state, x, t, online):
+    """PaddleVideo's PP-TSM MobileNetV2 forward written out in float64 from its documented structure: conv-BN-ReLU6
+    units, inverted residuals with Paddle's shift (channels [0, C/8) from t-1, [C/8, C/4) from t+1; online: the
+    first part only) on the input of the shortcut blocks, the unshifted input added back, mean over frames, fc."""
+    def unit(name, y, stride=1, groups=1, act=True):
+        w = state[name + "._conv.weight"].astype(np.float64)
+        y = _np_conv(y, w, stride, groups)
+        g, b, mu, var = (state[name + "._batch_norm." + k].astype(np.float64)[None, :, None, None]
+                         for k in ("weight", "bias", "_mean", "_variance"))
+        y = (y - mu) / np.sqrt(var + 1e-5) * g + b
+        return np.clip(y, 0, 6) if act else y
+
+    def shift(y):
+        n, c = y.shape[0] // t, y.shape[1]
+        y5, out = y.reshape((n, t) + y.shape[1:]), np.zeros((n, t) + y.shape[1:])
+        f = c // 8
+        out[:, 1:, :f] = y5[:, :-1, :f]
+        if online:
+            out[:, :, f:] = y5[:, :, f:]
+        else:
+            out[:, :-1, f:2 * f] = y5[:, 1:, f:2 * f]
+            out[:, :, 2 * f:] = y5[:, :, 2 * f:]
+        return out.reshape(y.shape)
+
+    y = unit("backbone.conv1", x.astype(np.float64), 2)
+    settings = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+    for s, (_, _, n, stride) in enumerate(settings):
+        for i in range(n):
+            name = "backbone.conv{}.".format(s + 2) + ("_first_block" if i == 0 else "conv{}_{}".format(s + 2, i + 1))
+            z = shift(y) if i else y
+            mid = state[name + "._expand_conv._conv.weight"].shape[0]
+            z = unit(name + "._expand_conv", z)
+            z = unit(name + "._bottleneck_conv", z, stride if i == 0 else 1, mid)
+            z = unit(name + "._linear_conv", z, act=False)
+            y = y + z if i else z
+    y = unit("backbone.conv9", y).mean(axis=(2, 3))
+    y = y.reshape(-1, t, y.shape[-1]).mean(axis=1)
+    return y @ state["backbone.out.weight"].astype(np.float64) + state["backbone.out.bias"]
+
+
+@pytest.mark.parametrize("mode", ["bidirectional", "online"])
+def test_logits_equal_a_numpy_pptsm_mv2(mode):
+    paddle.seed(3)
+    model = build_model(load_config(MV2, ["MODEL.num_classes=6", "MODEL.shift_mode=" + mode]))
+    model.eval()
+    rng = np.random.RandomState(4)
+    state = {}
+    for k, v in model.state_dict().items():                 # non-trivial BN statistics
+        a = v.numpy()
+        if k.endswith(("_mean", "bias")):
+            a = rng.standard_normal(a.shape).astype("float32") * 0.1
+        elif k.endswith(("_variance", "_batch_norm.weight")):
+            a = rng.uniform(0.5, 1.5, a.shape).astype("float32")
+        state[k] = a
+    model.set_state_dict(state)
+    x = rng.rand(1, 3, 3, 32, 32).astype("float32")
+    got = model(paddle.to_tensor(x)).numpy()
+    ref = numpy_pptsm_mv2(state, x.reshape(3, 3, 32, 32), 3, mode == "online")
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4)
