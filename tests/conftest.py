@@ -27,6 +27,27 @@ def run_cli(script, *args, check=True, timeout=600, env=None):
     return p
 
 
+def released_layout_file(model, layout_name, path, scale=0.01):
+    """Check that ``model``'s state dict has the names and shapes of ``tests/data/layouts/<layout_name>.json`` (a
+    published checkpoint), write a seeded file of that layout to ``path``, load it into ``model`` and check that
+    every tensor arrived; return the written state."""
+    import json
+    import numpy as np
+    import paddle
+    from paddlevideo import load_weights
+    with open(os.path.join(DATA, "layouts", layout_name + ".json")) as f:
+        layout = json.load(f)["params"]
+    assert {k: list(v.shape) for k, v in model.state_dict().items()} == dict((n, s) for n, s in layout)
+    rng = np.random.RandomState(0)
+    state = {n: (np.abs(rng.standard_normal(s)) + 1 if n.endswith("_variance") else rng.standard_normal(s) * scale)
+             .astype("float32") for n, s in layout}
+    paddle.save(state, str(path))
+    load_weights(model, str(path))
+    got = model.state_dict()
+    assert all(np.array_equal(got[n].numpy(), a) for n, a in state.items())
+    return state
+
+
 @pytest.fixture
 def write_list(tmp_path):
     def make(lines, name="list.txt"):

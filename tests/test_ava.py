@@ -11,7 +11,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import DATA, ROOT, run_cli
+from conftest import DATA, ROOT, released_layout_file, run_cli
 from paddlevideo import UserError, build_model, load_config, load_weights
 from paddlevideo.data.ava import Problems, load_records, read_gt, read_label_map
 from paddlevideo.engine.ava_eval import evaluate_files
@@ -115,17 +115,7 @@ def test_annotation_problems_are_skipped_counted_and_named(tmp_path):
 
 def test_released_layout_loads_key_for_key_and_kinetics_finetune_says_what_it_skipped(tmp_path, capfd):
     model = build_model(load_config(AVA))
-    with open(os.path.join(DATA, "layouts", "SlowFast_AVA.json")) as f:
-        layout = json.load(f)["params"]
-    assert {k: list(v.shape) for k, v in model.state_dict().items()} == dict((n, s) for n, s in layout)
-    rng = np.random.RandomState(0)
-    state = {n: (np.abs(rng.standard_normal(s)) + 1 if n.endswith("_variance") else rng.standard_normal(s) * 0.01)
-             .astype("float32") for n, s in layout}
-    path = str(tmp_path / "SlowFastRCNN_AVA.pdparams")
-    paddle.save(state, path)
-    load_weights(model, path)
-    got = model.state_dict()
-    assert all(np.array_equal(got[n].numpy(), a) for n, a in state.items())
+    state = released_layout_file(model, "SlowFast_AVA", tmp_path / "SlowFastRCNN_AVA.pdparams")
     # a Kinetics 8x8 file: classifier head.projection and lateral kernels of temporal size 7
     k400 = {n: a for n, a in state.items() if not n.startswith("roi_head.")}
     for n in list(k400):

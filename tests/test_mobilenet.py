@@ -1,12 +1,11 @@
 """TSM on PaddleVideo's PP-TSM MobileNetV2 trunk: the released layout, the shift placement, online mode, export."""
-import json
 import os
 
 import numpy as np
 import paddle
 import pytest
 
-from conftest import DATA, ROOT
+from conftest import ROOT, released_layout_file
 from paddlevideo import build_model, load_config, load_weights
 from paddlevideo.engine.backends import InferenceRunner, OnnxRunner, dygraph_runner, export_model, to_onnx
 from paddlevideo.models.mobilenet_v2 import InvertedResidual
@@ -16,17 +15,9 @@ MV2 = os.path.join(ROOT, "configs", "pptsm_mv2.yaml")
 
 def test_released_layout_loads_key_for_key_and_the_shift_sits_on_the_ten_residual_blocks(tmp_path):
     model = build_model(load_config(MV2))
-    with open(os.path.join(DATA, "layouts", "ppTSM_mv2_k400.json")) as f:
-        layout = json.load(f)["params"]
-    assert {k: list(v.shape) for k, v in model.state_dict().items()} == dict((n, s) for n, s in layout)
-    assert sum(int(np.prod(p.shape)) for p in model.parameters() if not p.stop_gradient) == 2737360
-    rng = np.random.RandomState(0)
-    state = {n: (np.abs(rng.standard_normal(s)) + 1 if n.endswith("_variance") else rng.standard_normal(s) * 0.05)
-             .astype("float32") for n, s in layout}
     path = str(tmp_path / "ppTSM_mv2_k400.pdparams")
-    paddle.save(state, path)
-    load_weights(model, path)
-    assert all(np.array_equal(model.state_dict()[n].numpy(), a) for n, a in state.items())
+    released_layout_file(model, "ppTSM_mv2_k400", path, scale=0.05)
+    assert sum(int(np.prod(p.shape)) for p in model.parameters() if not p.stop_gradient) == 2737360
     shifted = [name for name, layer in model.named_sublayers() if isinstance(layer, InvertedResidual) and layer.shortcut]
     assert [n.split(".")[-1] for n in shifted] == ["conv3_2", "conv4_2", "conv4_3", "conv5_2", "conv5_3", "conv5_4",
                                                    "conv6_2", "conv6_3", "conv7_2", "conv7_3"]
