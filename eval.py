@@ -8,6 +8,9 @@ def main(argv):
     p = base_parser(__doc__, config_required=False)
     p.add_argument("--weights", default=None, help="weights to evaluate (default: MODEL.weights)")
     p.add_argument("--filelist", default=None, help="list to evaluate (overrides TEST.filelist)")
+    p.add_argument("--resume", action="store_true",
+                   help="finish an interrupted evaluation of the same list and --save_dir: videos with a line in "
+                        "NAME_predictions.json.parts/ are not run again")
     add_backend_args(p)
     args = p.parse_args(argv)
     if args.filelist:
@@ -16,7 +19,8 @@ def main(argv):
     from paddlevideo.engine.evaluate import evaluate
     evaluate(cfg, cfg.MODEL.name, weights=args.weights, save_dir=args.save_dir or "./output",
              log_interval=args.log_interval, skip_bad_lines=args.skip_bad_lines, cache_dir=args.cache_dir,
-             backend=args.backend, cpu_threads=args.cpu_threads, exported=args.exported)
+             backend=args.backend, cpu_threads=args.cpu_threads, exported=args.exported,
+             resume=args.resume)
     return 0
 
 

@@ -29,6 +29,9 @@ def main(argv):
     p.add_argument("--detector", default=None, metavar="MODULE:ATTR",
                    help="detection: a person detector callable frame -> [n, 5] pixel boxes+scores (default: "
                         "OpenCV's built-in HOG people detector)")
+    p.add_argument("--resume", action="store_true",
+                   help="finish an interrupted run with the same list and --output/--features: videos already "
+                        "written are not run again")
     p.add_argument("--online", action="store_true",
                    help="stream --source through an online TSM (MODEL.shift_mode: online) one frame at a time")
     p.add_argument("--source", default=None, help="online: a camera index (0), rtsp://... or http://..., or a file")
@@ -68,8 +71,9 @@ def main(argv):
     _, failed = predict(cfg, video_path=args.video_path, filelist=args.filelist, weights=args.weights,
                         output=args.output, topk=args.infer_topk, skip_bad_lines=args.skip_bad_lines,
                         cache_dir=args.cache_dir, backend=args.backend, cpu_threads=args.cpu_threads,
-                        exported=args.exported, features=args.features)
-    return 1 if failed else 0
+                        exported=args.exported, features=args.features, resume=args.resume, collect=False)
+    from paddlevideo.engine.parallel import exit_status
+    return exit_status(1 if failed else 0)       # rank 0 of a launch knows the whole list's failures
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@
 #   bash run.sh test [pytest args]           the test suite
 #   bash run.sh train   NAME CONFIG [flags]  -> train.py   --model_name NAME --config CONFIG flags
 #        [--nproc N [--ips IP1,IP2]]          data parallel via python -m paddle.distributed.launch
-#   bash run.sh eval    NAME CONFIG [flags]  -> eval.py
-#   bash run.sh predict NAME CONFIG [flags]  -> predict.py
+#   bash run.sh eval    NAME CONFIG [flags]  -> eval.py     (--nproc N [--ips ...]: sharded, merged on rank 0)
+#   bash run.sh predict NAME CONFIG [flags]  -> predict.py  (--nproc N [--ips ...]: sharded; --resume finishes)
 #   bash run.sh export  NAME CONFIG [flags]  -> export.py (static model for Paddle Inference)
 # Set-up is automatic: the first run creates .venv (unless a virtualenv is active) and installs
 # requirements.txt; it reinstalls only when requirements.txt changes.  On a CUDA machine set
@@ -54,7 +54,7 @@ case "$mode" in
     if [ $# -lt 2 ]; then echo "error: usage: bash run.sh $mode NAME CONFIG [flags]" >&2; exit 2; fi
     name="$1"; config="$2"; shift 2
     setup
-    if [ "$mode" = "train" ]; then
+    if [ "$mode" != "export" ]; then
       nproc=""; ips=""; rest=()
       while [ $# -gt 0 ]; do
         case "$1" in
@@ -68,9 +68,14 @@ case "$mode" in
         launch=("$PY" -m paddle.distributed.launch --nproc_per_node "$nproc" --log_dir "$logdir")
         [ -n "$ips" ] && launch+=(--ips "$ips")
         rc=0
-        "${launch[@]}" "$ROOT/train.py" --model_name "$name" --config "$config" ${rest[@]+"${rest[@]}"} || rc=$?
+        mkdir -p "$logdir"
+        export PADDLEVIDEO_STATUS_FILE="$logdir/exit_status"   # rank 0's exit code (e.g. predict: videos failed)
+        rm -f "$PADDLEVIDEO_STATUS_FILE"
+        "${launch[@]}" "$ROOT/$mode.py" --model_name "$name" --config "$config" ${rest[@]+"${rest[@]}"} || rc=$?
         if [ "$rc" -ne 0 ]; then   # name the rank that died first (the launcher often names a survivor)
-          (cd "$ROOT" && "$PY" -m paddlevideo.engine.parallel diagnose "$logdir") || true
+          (cd "$ROOT" && "$PY" -m paddlevideo.engine.parallel diagnose "$logdir" "$mode") || true
+        elif [ -s "$PADDLEVIDEO_STATUS_FILE" ]; then
+          rc="$(cat "$PADDLEVIDEO_STATUS_FILE")"
         fi
         exit "$rc"
       fi

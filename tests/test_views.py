@@ -225,7 +225,7 @@ def test_predict_features_files_and_index(tmp_path, write_list):
     assert out.returncode == 1, out.stderr                     # one video failed
     index = json.loads((tmp_path / "feats" / "features.json").read_text())
     assert index["dim"] == 512 and [v["file"] for v in index["videos"]] == ["arm_wrestling.npy", "mmaction2_test.npy"]
-    assert index["failed"] == [{"video": str(empty), "error": "cannot decode this video"}]
+    assert index["failed"] == [{"index": 1, "video": str(empty), "error": "cannot decode this video"}]
     f = np.load(tmp_path / "feats" / "arm_wrestling.npy")
     assert f.shape == (512,) and f.dtype == np.float32
     m = load_config(TSM_SMALL).mode("infer")

@@ -85,12 +85,18 @@ def run_jobs(jobs, fn, workers, desc):
 
 
 def unique_names(paths):
-    """A file-system-safe name per video (its file name without extension; ``_2``, ``_3`` ... when names repeat)."""
-    seen, out = {}, []
+    """A file-system-safe name per video (its file name without extension; ``_2``, ``_3`` ... when names repeat),
+    never the same for two list lines — ``a/x.mp4``, ``b/x.mp4``, ``c/x_2.mp4`` → ``x``, ``x_2``, ``x_2_2`` — and
+    the same for the same list (names depend on the whole list, not on which process handles a line)."""
+    seen, used, out = {}, set(), []
     for p in paths:
         stem = os.path.splitext(os.path.basename(p))[0]
-        seen[stem] = seen.get(stem, 0) + 1
-        out.append(stem if seen[stem] == 1 else "{}_{}".format(stem, seen[stem]))
+        name = stem
+        while name in used:
+            seen[stem] = seen.get(stem, 1) + 1
+            name = "{}_{}".format(stem, seen[stem])
+        used.add(name)
+        out.append(name)
     return out
 
 

@@ -28,6 +28,15 @@ BACKENDS = ("auto", "dygraph", "paddle-inference", "onnxruntime")
 SHIFT_IMPL = {"paddle-inference": "slice", "onnxruntime": "gather"}
 
 
+
+def default_threads():
+    """CPU threads of a fast backend when --cpu_threads is not given: ``OMP_NUM_THREADS`` as
+    :mod:`paddlevideo` set it (all cores, or the cores split between the processes of a launch on one node)."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return os.cpu_count() or 1
+
 class Features(paddle.nn.Layer):
     """A model whose output is its ``forward_features`` ``[N, D]`` (for export like any model)."""
 
@@ -97,7 +106,7 @@ class InferenceRunner:
             config.enable_mkldnn()
             if bf16:
                 config.enable_mkldnn_bfloat16()
-            config.set_cpu_math_library_num_threads(threads or os.cpu_count() or 1)
+            config.set_cpu_math_library_num_threads(threads or default_threads())
         config.disable_glog_info()
         self.predictor = inference.create_predictor(config)
         self.inputs = [self.predictor.get_input_handle(n) for n in self.predictor.get_input_names()]
@@ -145,7 +154,7 @@ class OnnxRunner:
             raise UserError("--backend onnxruntime needs onnxruntime: pip install -r requirements.txt")
         quiet.onnxruntime_logs()
         so = ort.SessionOptions()
-        so.intra_op_num_threads = threads or os.cpu_count() or 1
+        so.intra_op_num_threads = threads or default_threads()
         so.log_severity_level = 3
         self.session = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]

@@ -46,7 +46,8 @@ def base_parser(description, config_required=True):
 def add_backend_args(p):
     p.add_argument("--backend", default="auto", choices=["auto", "dygraph", "paddle-inference", "onnxruntime"],
                    help="auto: onnxruntime on CPU (else Paddle Inference + oneDNN), the dynamic graph on GPU")
-    p.add_argument("--cpu_threads", type=int, default=None, help="CPU threads of the fast backends (default: all cores)")
+    p.add_argument("--cpu_threads", type=int, default=None, help="CPU threads of the fast backends (default: all cores, split between "
+                                                                         "the processes of a --nproc launch)")
     p.add_argument("--exported", default=None, help="prefix of a model written by 'run.sh export' (skips --weights)")
     add_precision_args(p)
 

@@ -51,6 +51,20 @@ def world_and_rank():
     return int(os.environ.get("PADDLE_TRAINERS_NUM", "1")), int(os.environ.get("PADDLE_TRAINER_ID", "0"))
 
 
+def exit_status(code):
+    """The exit code of a CLI that finished its work.  Under a launch of several processes the launcher reports any
+    non-zero rank as a crash (and stops the others), so rank 0 writes ``code`` to ``PADDLEVIDEO_STATUS_FILE`` (set
+    by run.sh, which exits with it) and every rank exits 0."""
+    world, rank = world_and_rank()
+    path = os.environ.get("PADDLEVIDEO_STATUS_FILE")
+    if world == 1 or not path:
+        return code
+    if rank == 0:
+        with open(path, "w") as f:
+            f.write(str(code))
+    return 0
+
+
 def init():
     """Join the process group when launched with more than one process; return ``(world, rank)``."""
     world, rank = world_and_rank()
@@ -93,7 +107,7 @@ def wrap(model, world):
     return paddle.DataParallel(model) if world > 1 else model
 
 
-def diagnose(log_dir):
+def diagnose(log_dir, mode="train"):
     """After a failed launch: which rank failed first, read from the launcher's ``workerlog.N`` files.
 
     When a rank dies (killed, out of memory), its peers abort at their next gradient exchange (a Gloo/NCCL
@@ -117,7 +131,8 @@ def diagnose(log_dir):
             python_error.append(rank)
         elif not re.search(r"Aborted at|FatalError|Error Message Summary|SIGTERM|Traceback", text):
             silent.append(rank)
-    resume = "continue from the last complete checkpoint with --resume auto"
+    resume = ("continue from the last complete checkpoint with --resume auto" if mode == "train" else
+              "rerun the same command with --resume to finish the videos without output")
     if named:
         dead = max(named, key=named.get)
         return ("rank {} died first (its peers lost the connection to it) and the other ranks were stopped; {}. "
@@ -133,7 +148,7 @@ def diagnose(log_dir):
 
 if __name__ == "__main__":           # python -m paddlevideo.engine.parallel diagnose LOG_DIR
     import sys
-    if len(sys.argv) == 3 and sys.argv[1] == "diagnose":
-        line = diagnose(sys.argv[2])
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "diagnose":
+        line = diagnose(*sys.argv[2:])
         if line:
             print("error: " + line, file=sys.stderr)

@@ -4,12 +4,12 @@ import os
 
 import numpy as np
 
-from ..data import VideoDataset, build_loader, parse_list
+from ..data import parse_list
 from ..data.convert import unique_names
 from ..errors import UserError
-from .backends import make_runner
-from .common import (combine_views, label_names, log, per_video, resolve_weights, set_device, samples_per_batch,
-                     write_json)
+from .common import label_names, log, set_device
+from .evaluate import video_records
+from .records import Parts, open_runner, run_shard, save_npy, write_array
 
 
 def _items(m, video_path, filelist, skip_bad_lines):
@@ -22,80 +22,117 @@ def _items(m, video_path, filelist, skip_bad_lines):
 
 
 def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk=None, skip_bad_lines=False,
-            cache_dir=None, backend="auto", cpu_threads=None, exported=None, features=None):
+            cache_dir=None, backend="auto", cpu_threads=None, exported=None, features=None, resume=False,
+            collect=True):
     """``predict.py``: print one block per video; return ``(results, failed paths)``.
 
-    results: ``[{"video": path, "top_k": [{"label": name, "score": p}, ...]}]``, and ``{"video": path,
-    "error": reason}`` for a video that could not be decoded (also written to ``output`` as JSON when given).
-    With ``features`` (a folder) the pooled feature of every video is written (:func:`extract_features`); with
-    ``output`` too, the predictions are also made and written there (both, never one silently).
+    results (when ``collect``): ``[{"index", "video", "top_k": [{"label": name, "class": id, "score": p}, ...]}]``,
+    and ``{"index", "video", "error": reason}`` for a video that could not be decoded.  With ``output`` each
+    video's line is streamed to ``output.parts/`` as it finishes and ``output`` (a JSON array, or JSON lines for
+    ``*.jsonl``; every video in list order) is built from them at the end (:mod:`.records`): a run sharded over
+    processes writes what one process would, and ``resume`` finishes a killed run.  With ``features`` (a folder)
+    the pooled feature of every video is written (:func:`extract_features`); with ``output`` too, the
+    predictions are also made and written there (both, never one silently).  ``failed``: on rank 0 of a sharded
+    run every failed video of the list, on the others their own.
     """
+    from . import parallel
     m = cfg.mode("infer")
     set_device(m.use_gpu)
     items = _items(m, video_path, filelist, skip_bad_lines)
+    world, rank = parallel.init()
+    if (world > 1 or resume) and not (output or features):
+        raise UserError("{} needs --output FILE and/or --features DIR: {}".format(
+            "--resume" if resume else "a sharded prediction (--nproc)",
+            "the finished videos are read from them" if resume else "the ranks' results meet there"))
+    failed = []
     if features:
-        done = extract_features(cfg, items, features, weights, cache_dir, backend, cpu_threads)
+        _, failed = extract_features(cfg, items, features, weights, cache_dir, backend, cpu_threads, resume,
+                                     world, rank)
         if not output:
-            return done
+            return [], failed
     names = label_names(cfg)
     k = min(topk or m.topk, m.num_classes)
-    w = None if exported and not weights else resolve_weights(cfg, weights, cache_dir)
-    runner, _ = make_runner(cfg, "infer", w, backend, cpu_threads, cache_dir, exported)
-    ds = VideoDataset(items, m)
-    loader = build_loader(ds, samples_per_batch(m), num_workers=m.num_reader_threads)
+    parts = Parts(output + ".parts", world, rank, resume) if output else None
+    todo = parts.start(items) if parts else list(range(len(items)))
+    if parts and parts.num_done:
+        log("[INFER] resuming: {} of {} videos already predicted, {} to go".format(
+            parts.num_done, len(items), len(items) - parts.num_done))
+    runner, _, _ = open_runner(cfg, "infer", weights, backend, cpu_threads, cache_dir, exported, world, rank)
+
+    def records(videos, sub, positions):
+        return video_records(videos, sub, positions, m.average, k, names, labelled=False)
     results, failed = [], []
-    for idx, _, outputs, bad in per_video(loader, runner, m.batch_size, ds.clips_per_video):
-        for i in bad:
-            failed.append(items[int(i)][0])
-            results.append({"video": items[int(i)][0], "error": "cannot decode this video"})
-            log("[INFER] video: {}\n  error: cannot decode this video (skipped)".format(items[int(i)][0]))
-        if outputs is None:
+    for rec in run_shard(items, todo, m, runner, parts, records, "predict"):
+        if collect:
+            results.append(rec)
+        if "error" in rec:
+            failed.append(rec["video"])
+            log("[INFER] video: {}\n  error: cannot decode this video (skipped)".format(rec["video"]))
             continue
-        probs = np.exp(combine_views(outputs, m.average))
-        for row, i in zip(probs, idx):
-            top = np.argsort(-row)[:k]
-            entry = {"video": items[int(i)][0],
-                     "top_k": [{"label": names[c], "score": float(row[c])} for c in top]}
-            results.append(entry)
-            lines = ["[INFER] video: {}".format(entry["video"])]
-            lines += ["  class: {}, probability: {:.6f}".format(t["label"], t["score"]) for t in entry["top_k"]]
-            log("\n".join(lines))
-    if output:
-        write_json(output, results)
-        log("[INFER] results written to {}".format(output))
+        lines = ["[INFER] video: {}".format(rec["video"])]
+        lines += ["  class: {}, probability: {:.6f}".format(t["label"], t["score"]) for t in rec["top_k"]]
+        log("\n".join(lines))
+    if parts is None or not parts.finish():
+        return results, failed
+    failed = [r["video"] for r in parts.merged(items) if "error" in r]
+    write_array(output, parts.merged(items))
+    log("[INFER] results written to {}".format(output))
     if failed:
         log("[INFER] {} of {} videos failed".format(len(failed), len(items)))
     return results, failed
 
 
-def extract_features(cfg, items, out_dir, weights=None, cache_dir=None, backend="auto", cpu_threads=None):
+def extract_features(cfg, items, out_dir, weights=None, cache_dir=None, backend="auto", cpu_threads=None,
+                     resume=False, world=1, rank=0):
     """Write ``out_dir/<video name>.npy`` (float32 ``[D]``: the model's pooled pre-classifier feature — 2048
     for TSM/TSN-R50, 1024 for StNet-R50 and I3D, 2048 for two-stream I3D (RGB then flow), 2304 for
-    SlowFast-R50 — averaged over the test views) and ``out_dir/features.json``: ``{"model", "weights",
-    "dim", "views", "videos": [{"video", "label", "file"}], "failed": [{"video", "error"}]}``."""
+    SlowFast-R50 — averaged over the test views; names from :func:`~paddlevideo.data.convert.unique_names`, so
+    equal file names in different folders never collide) and ``out_dir/features.json``: ``{"model", "weights",
+    "backend", "dim", "views", "failed": [{"index", "video", "error"}], "videos": [{"index", "video", "label",
+    "file"}]}``.  Each ``.npy`` is written atomically and recorded in ``out_dir/features.parts/`` as it is done;
+    ``resume`` skips the videos whose line and ``.npy`` are there.  Returns ``([], failed paths)``."""
     m = cfg.mode("infer")
-    w = resolve_weights(cfg, weights, cache_dir)
-    runner, used = make_runner(cfg, "infer", w, backend, cpu_threads, cache_dir, output="features")
-    ds = VideoDataset(items, m)
-    loader = build_loader(ds, samples_per_batch(m), num_workers=m.num_reader_threads)
-    os.makedirs(out_dir, exist_ok=True)
     files = unique_names([p for p, _ in items])
-    index = {"model": cfg.MODEL.name, "weights": w, "backend": used, "dim": None,
-             "views": {"num_clips": m.num_clips, "num_crops": m.num_crops}, "videos": [], "failed": []}
-    for idx, _, outputs, bad in per_video(loader, runner, m.batch_size, ds.clips_per_video):
-        for i in bad:
-            index["failed"].append({"video": items[int(i)][0], "error": "cannot decode this video"})
-            log("[FEATURES] video: {}\n  error: cannot decode this video (skipped)".format(items[int(i)][0]))
-        if outputs is None:
-            continue
-        feats = outputs.mean(axis=1)                           # the mean over the video's views
-        for f, i in zip(feats.astype(np.float32), idx):
-            name = files[int(i)] + ".npy"
-            np.save(os.path.join(out_dir, name), f)
-            index["dim"] = int(f.shape[0])
-            index["videos"].append({"video": items[int(i)][0], "label": int(items[int(i)][1]), "file": name})
-            log("[FEATURES] video: {} -> {} [{}]".format(items[int(i)][0], name, f.shape[0]))
-    write_json(os.path.join(out_dir, "features.json"), index)
+    parts = Parts(os.path.join(out_dir, "features.parts"), world, rank, resume,
+                  complete=lambda r: "error" in r or os.path.isfile(os.path.join(out_dir, r.get("file", ""))))
+    todo = parts.start(items)
+    if parts.num_done:
+        log("[FEATURES] resuming: {} of {} videos already written, {} to go".format(
+            parts.num_done, len(items), len(items) - parts.num_done))
+    runner, used, w = open_runner(cfg, "infer", weights, backend, cpu_threads, cache_dir, None, world, rank,
+                                  output="features")
+
+    def records(videos, sub, positions):
+        for idx, _, outputs, bad in videos:
+            recs = [{"index": positions[i], "video": sub[i][0], "error": "cannot decode this video"} for i in bad]
+            if outputs is not None:
+                for f, i in zip(outputs.mean(axis=1).astype(np.float32), idx):   # the mean over the video's views
+                    name = files[positions[i]] + ".npy"
+                    save_npy(os.path.join(out_dir, name), f)
+                    recs.append({"index": positions[i], "video": sub[i][0], "label": int(sub[i][1]), "file": name,
+                                 "dim": int(f.shape[0])})
+            yield from sorted(recs, key=lambda r: r["index"])
+    os.makedirs(out_dir, exist_ok=True)
+    failed = []
+    for rec in run_shard(items, todo, m, runner, parts, records, "features"):
+        if "error" in rec:
+            failed.append(rec["video"])
+            log("[FEATURES] video: {}\n  error: cannot decode this video (skipped)".format(rec["video"]))
+        else:
+            log("[FEATURES] video: {} -> {} [{}]".format(rec["video"], rec["file"], rec["dim"]))
+    if not parts.finish():
+        return [], failed
+    failed, dim, n = [], None, 0
+    for r in parts.merged(items):
+        if "error" in r:
+            failed.append(r)
+        else:
+            dim, n = r["dim"], n + 1
+    head = {"model": cfg.MODEL.name, "weights": w, "backend": used, "dim": dim,
+            "views": {"num_clips": m.num_clips, "num_crops": m.num_crops}, "failed": failed}
+    write_array(os.path.join(out_dir, "features.json"),
+                ({k: v for k, v in r.items() if k != "dim"} for r in parts.merged(items) if "error" not in r),
+                head=head, key="videos")
     log("[FEATURES] {} features written to {} (index: features.json){}".format(
-        len(index["videos"]), out_dir, "; {} videos failed".format(len(index["failed"])) if index["failed"] else ""))
-    return index["videos"], [f["video"] for f in index["failed"]]
+        n, out_dir, "; {} videos failed".format(len(failed)) if failed else ""))
+    return [], [f["video"] for f in failed]

@@ -112,36 +112,49 @@ class Detection(Classification):
                 paddle.static.InputSpec([None, 4], "float32", "boxes"),
                 paddle.static.InputSpec([None], "int32", "boxes_num")]
 
-    def evaluate(self, runner, loader, records, m, label_map, out_csv=None, desc="eval"):
-        """Score every keyframe's proposals, write the result CSV (``out_csv``, else a temporary file) and
-        return the official frame-mAP summary (:func:`.ava_eval.evaluate_files`) plus counts."""
+    def score(self, runner, loader, records, out_csv, desc="eval"):
+        """Score every keyframe's proposals and stream them to the AVA result CSV ``out_csv`` (one row per box
+        and class, never all in memory); return the keys of the keyframes that could not be read."""
         from tqdm import tqdm
-        from .ava_eval import evaluate_files, write_detections
-        rows, skipped = [], []
-        for batch in tqdm(loader, desc=desc, leave=False, mininterval=2):
-            inputs, _, idx, failed = self.unpack(batch)
-            skipped += [records[int(i)]["key"] for i in failed]
-            if inputs is None:
-                continue
-            clips, counts = _np(inputs[0]), _np(inputs[2])
-            for k, (i, rois) in enumerate(zip(idx, ava.group_rows(_np(inputs[1]), counts))):
-                # one clip per call: paddle2onnx maps boxes_num of a batch > 1 to the wrong image (measured)
-                logits = runner(clips[k:k + 1], rois, counts[k:k + 1])
-                p = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
-                r = records[int(i)]
-                for box, row in zip(r["proposals"], p):
-                    for c in range(1, p.shape[1]):
-                        rows.append((r["video"], r["ts"], box, c, row[c]))
+        from .ava_eval import write_detections
+        skipped = []
+
+        def rows():
+            for batch in tqdm(loader, desc=desc, leave=False, mininterval=2):
+                inputs, _, idx, failed = self.unpack(batch)
+                skipped.extend(records[int(i)]["key"] for i in failed)
+                if inputs is None:
+                    continue
+                clips, counts = _np(inputs[0]), _np(inputs[2])
+                for k, (i, rois) in enumerate(zip(idx, ava.group_rows(_np(inputs[1]), counts))):
+                    # one clip per call: paddle2onnx maps boxes_num of a batch > 1 to the wrong image (measured)
+                    logits = runner(clips[k:k + 1], rois, counts[k:k + 1])
+                    p = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
+                    r = records[int(i)]
+                    for box, row in zip(r["proposals"], p):
+                        for c in range(1, p.shape[1]):
+                            yield r["video"], r["ts"], box, c, row[c]
+        write_detections(out_csv, rows())
+        return skipped
+
+    def evaluate(self, runner, loader, records, m, label_map, out_csv=None, desc="eval"):
+        """Score every keyframe's proposals (:meth:`score`), write the result CSV (``out_csv``, else a temporary
+        file) and return the official frame-mAP summary (:func:`.ava_eval.evaluate_files`) plus counts."""
         tmp = None
         if out_csv is None:
             fd, tmp = tempfile.mkstemp(suffix=".csv")
             os.close(fd)
         try:
-            write_detections(out_csv or tmp, rows)
-            res = evaluate_files(m.filelist, out_csv or tmp, label_map, m.exclude_file)
+            skipped = self.score(runner, loader, records, out_csv or tmp, desc)
+            res = self.summary(records, skipped, m, out_csv or tmp, label_map)
         finally:
             if tmp:
                 os.remove(tmp)
+        return res
+
+    def summary(self, records, skipped, m, csv, label_map):
+        from .ava_eval import evaluate_files
+        res = evaluate_files(m.filelist, csv, label_map, m.exclude_file)
         res.update({"num_keyframes": len(records), "num_evaluated": len(records) - len(skipped),
                     "num_skipped": len(skipped), "skipped_keyframes": skipped, "loss": None})
         return res

@@ -30,7 +30,7 @@ from .checkpoint import (find_latest, read_resume, remove_stale_temporaries, res
                          save_checkpoint)
 from .common import label_map_path, log, set_device, warn
 from .curves import VisualDLWriter, plot_curves, read_jsonl
-from .evaluate import merge_results, run_eval
+from .evaluate import Metrics, run_eval
 from .tasks import task_for
 
 
@@ -443,10 +443,9 @@ def _validate(run, valid_loader, epoch):
             run.say("[VALID] Epoch {}\tframe-mAP@0.5: {:.4f}\t({} keyframes, {} skipped)".format(
                 epoch, res["mAP"], res["num_evaluated"], res["num_skipped"]))
         return res
-    part = run_eval(dygraph_runner(run.net), valid_loader, run.valid_items, desc="valid", batch_size=vm.batch_size,
-                    average=vm.average, clips_per_video=run.valid_ds.clips_per_video)
-    part.pop("predictions")
-    res = merge_results(parallel.gather(part, run.world))
+    part = run_eval(dygraph_runner(run.net), valid_loader, run.valid_items, vm.num_classes, desc="valid",
+                    batch_size=vm.batch_size, average=vm.average, clips_per_video=run.valid_ds.clips_per_video)
+    res = Metrics.merge(parallel.gather(part, run.world)).summary(len(run.valid_items))
     if res["num_evaluated"]:
         run.say("[VALID] Epoch {}\tLoss: {:.6f},\ttop1_acc: {:.4f},\ttop5_acc: {:.4f}\t({} videos, {} skipped)"
                 .format(epoch, res["loss"], res["top1_acc"], res["top5_acc"], res["num_evaluated"],

@@ -1,0 +1,162 @@
+"""Streaming, resumable, shardable per-video outputs of eval, predict and feature extraction.
+
+Every rank appends one JSON line per finished video (``{"index": list position, "video": path, ...}``) to a part
+file of its own in ``<output>.parts/``, flushed line by line, so a run killed at any point loses only the videos
+in flight.  ``resume`` reads the part files back, skips the list positions that already have a complete line
+(:meth:`Parts.start`) and shares the rest between the ranks; the final outputs are built on rank 0 by merging the
+part files in list order (:meth:`Parts.merged`, a streaming k-way merge: nothing is held in memory per video).
+With several machines the output folder must be on a filesystem all of them see (like mmaction2's
+``collect_results_cpu``); otherwise rank 0 finds videos without a line and says so.
+"""
+import glob
+import heapq
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+
+from ..errors import UserError
+from . import parallel
+
+
+def _read(path):
+    """The complete lines of one part file, in file order (a line cut short by a kill ends the file)."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                return
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("index"), int):
+                yield rec
+
+
+class Parts:
+    """The part files of one output (``folder``), for rank ``rank`` of ``world``.
+
+    ``complete(rec)``: whether a line's output is whole (features: its ``.npy`` exists); a line that is not is
+    redone on resume.  A line only counts for the list position it names when it also names that position's
+    video (a changed list redoes what moved)."""
+
+    def __init__(self, folder, world=1, rank=0, resume=False, complete=None):
+        self.folder, self.world, self.rank, self.resume = folder, world, rank, resume
+        self.complete = complete or (lambda rec: True)
+        self.num_done = 0
+        self._f = None
+        self._last = -1
+
+    def _valid(self, rec, items):
+        i = rec["index"]
+        return 0 <= i < len(items) and rec.get("video") == items[i][0] and self.complete(rec)
+
+    def start(self, items):
+        """Clear the folder (a fresh run) or read what is finished (resume); return this rank's share of the
+        list positions still to do, in increasing order."""
+        if self.rank == 0 and not self.resume:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        parallel.barrier(self.world, "start of the outputs")             # cleared before anyone reads
+        done = set()
+        if self.resume:
+            for path in glob.glob(os.path.join(self.folder, "*.jsonl")):
+                done.update(rec["index"] for rec in _read(path) if self._valid(rec, items))
+        parallel.barrier(self.world, "reading of the finished outputs")  # everyone read before anyone writes
+        self.num_done = len(done)
+        os.makedirs(self.folder, exist_ok=True)
+        path = os.path.join(self.folder, "part-{:05d}-{}-{}.jsonl".format(self.rank, time.time_ns(), os.getpid()))
+        self._f = open(path, "a", encoding="utf-8")
+        todo = [i for i in range(len(items)) if i not in done]
+        return todo[self.rank::self.world]
+
+    def write(self, rec):
+        """Append one video's line and flush it (positions must come in increasing order)."""
+        if rec["index"] <= self._last:
+            raise RuntimeError("records out of order: {} after {}".format(rec["index"], self._last))
+        self._last = rec["index"]
+        self._f.write(json.dumps(rec) + "\n")
+        self._f.flush()
+
+    def finish(self):
+        """Close this rank's part file and wait for every rank; True on rank 0 (which builds the outputs)."""
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+        parallel.barrier(self.world, "end of inference")
+        return self.rank == 0
+
+    def merged(self, items):
+        """Every list position's line, in list order (one per position), from all part files."""
+        streams = [_read(p) for p in sorted(glob.glob(os.path.join(self.folder, "*.jsonl")))]
+        last, count = -1, 0
+        for rec in heapq.merge(*streams, key=lambda r: r["index"]):
+            if rec["index"] == last or not self._valid(rec, items):
+                continue
+            last, count = rec["index"], count + 1
+            yield rec
+        if count != len(items):
+            raise UserError("{} of {} videos have no output line in {}{}; rerun with --resume to finish them".format(
+                len(items) - count, len(items), self.folder,
+                " (with several machines this folder must be on a filesystem every machine shares)"
+                if self.world > 1 else ""))
+
+
+def write_array(path, records, head=None, key=None):
+    """Write ``records`` (an iterable of dicts) to ``path`` without holding them: a JSON array, one element per
+    line, or JSON lines when ``path`` ends with ``.jsonl``; with ``head`` (a dict), a JSON object of ``head``'s
+    keys plus ``key``: the array.  Atomic (written beside, then renamed)."""
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    tmp = "{}.tmp{}".format(path, os.getpid())
+    lines = path.endswith(".jsonl") and head is None
+    with open(tmp, "w", encoding="utf-8") as f:
+        if head is not None:
+            f.write(json.dumps(head, indent=1)[:-2] + ",\n {}: ".format(json.dumps(key)))
+        f.write("" if lines else "[")
+        for k, rec in enumerate(records):
+            f.write(json.dumps(rec) + "\n" if lines else (",\n" if k else "\n") + json.dumps(rec))
+        f.write("" if lines else "\n]" + ("\n}\n" if head is not None else "\n"))
+    os.replace(tmp, path)
+    return path
+
+
+def save_npy(path, array):
+    """``np.save`` to ``path`` atomically: a killed run leaves no half-written ``.npy`` under the final name."""
+    tmp = "{}.tmp{}".format(path, os.getpid())
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+
+
+def open_runner(cfg, mode, weights, backend, cpu_threads, cache_dir, exported, world=1, rank=0, output="logits"):
+    """``(runner, backend used, weights path)``; rank 0 first (a download or an export lands in the shared cache
+    once, the other ranks find it there)."""
+    from .backends import make_runner
+    from .common import resolve_weights
+
+    def make():
+        w = None if exported and not weights and output == "logits" else resolve_weights(cfg, weights, cache_dir)
+        runner, used = make_runner(cfg, mode, w, backend, cpu_threads, cache_dir, exported, output)
+        return runner, used, w
+    return parallel.rank0_first(world, rank, make)
+
+
+def run_shard(items, todo, m, runner, parts, to_records, desc):
+    """Decode (``paddle.io.DataLoader`` workers: ``num_reader_threads`` of the mode ``m``) and run the list
+    positions ``todo`` of ``items``; ``to_records(videos, sub_items, positions)`` turns
+    :func:`~.common.per_video` output into records, each written to ``parts`` (when given) and yielded."""
+    from tqdm import tqdm
+    from ..data import VideoDataset, build_loader
+    from .common import per_video, samples_per_batch
+    sub = [items[i] for i in todo]
+    if not sub:
+        return
+    ds = VideoDataset(sub, m)
+    loader = build_loader(ds, samples_per_batch(m), num_workers=m.num_reader_threads)
+    videos = per_video(tqdm(loader, desc=desc, leave=False, mininterval=2), runner, m.batch_size, ds.clips_per_video)
+    for rec in to_records(videos, sub, todo):
+        if parts is not None:
+            parts.write(rec)
+        yield rec
