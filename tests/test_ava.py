@@ -5,6 +5,7 @@ import json
 import math
 import os
 import pickle
+import subprocess
 import sys
 
 import numpy as np
@@ -239,6 +240,16 @@ def test_train_eval_writes_the_official_number_and_backends_agree(tiny):
     dy = np.array([float(r[7]) for r in rows])
     ort = np.array([float(r[7]) for r in csv.reader(open(outs["onnxruntime"]["detections"]))])
     assert np.abs(dy - ort).max() <= 0.0015                  # scores are written with 3 decimals
+    # sharded over 2 processes (run.sh --nproc 2): the same CSV, the same mAP
+    env = dict(os.environ, PV_LAUNCH_LOG_DIR=str(d / "launch"),
+               VIRTUAL_ENV=os.environ.get("VIRTUAL_ENV", os.path.dirname(os.path.dirname(sys.executable))))
+    p = subprocess.run(["bash", os.path.join(ROOT, "run.sh"), "eval", "SLOWFAST_AVA", DEMO, "--weights", w,
+                        "--backend", "dygraph", "--save_dir", str(d / "two"), "--nproc", "2"] + [str(a) for a in args],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    two = json.loads((d / "two" / "SLOWFAST_AVA_eval.json").read_text())
+    assert two["processes"] == 2 and (two["mAP"], two["per_class"]) == (res["mAP"], res["per_class"])
+    assert (d / "two" / "SLOWFAST_AVA_detections.csv").read_text() == open(res["detections"]).read()
 
 
 def test_predict_video_with_proposals_json_and_render(tiny, tmp_path):
