@@ -318,6 +318,152 @@ def child_reader(workers, n_batches):
     return {"clips_per_s": round(n / dt, 2), "clips": n}
 
 
+def child_pipeline(backend, n_items, threads, repeat=3):
+    """``reader.<backend>``: predict's path (:func:`paddlevideo.engine.records.run_shard`: DataLoader workers ->
+    per-video runner) for TSM-R50 8x224 on the real clips, ``n_items`` list lines.  Reader only (the same loader,
+    no model), model only (the runner on already decoded clips) and end to end, each in clips/s: the median of
+    ``repeat`` interleaved rounds."""
+    import tempfile
+    import numpy as np
+    import paddle
+    import paddlevideo  # noqa: F401
+    from paddlevideo import build_model, load_config
+    from paddlevideo.data import parse_list
+    from paddlevideo.engine.backends import make_runner
+    from paddlevideo.engine.evaluate import video_records
+    from paddlevideo.engine import records
+    from paddlevideo.engine.records import run_shard, shard_loader
+    clips = real_clips_list()
+    precision = "int8" if backend.endswith("-int8") else "fp32"
+    cfg = load_config(os.path.join(ROOT, "configs", "tsm.yaml"), [
+        "INFER.target_size=224", "INFER.precision=" + precision, "INFER.calibration=" + clips,
+        "INFER.calibration_size=8"])
+    m = cfg.mode("infer")
+    d = tempfile.mkdtemp()
+    w = os.path.join(d, "tsm.pdparams")
+    paddle.seed(0)
+    paddle.save(build_model(cfg).state_dict(), w)
+    runner, used = make_runner(cfg, "infer", w, "onnxruntime", threads, d, spin=False)   # as eval/predict run it
+    items = (parse_list(clips, m.num_classes, m.format, need_label=False) * n_items)[:n_items]
+    decoded = []
+
+    cpu = {"reader": [], "model": []}        # CPU seconds per clip (all threads; loader workers once reaped)
+
+    def cpu_now():
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def reader():
+        t0, c0 = time.time(), cpu_now()
+        loader = shard_loader(items, m)
+        for batch in loader:
+            if len(decoded) < 4:
+                decoded.append(batch[0].numpy())
+        del loader
+        import gc
+        gc.collect()                         # the workers exit and are reaped: their CPU time is counted
+        time.sleep(0.5)
+        dt = time.time() - t0
+        cpu["reader"].append((cpu_now() - c0) / len(items))
+        return len(items) / dt
+
+    def model():
+        t0, c0 = time.time(), cpu_now()
+        for k in range(len(items)):
+            runner(decoded[k % len(decoded)])
+        cpu["model"].append((cpu_now() - c0) / len(items))
+        return len(items) / (time.time() - t0)
+
+    def end_to_end(run=runner):
+        t0 = time.time()
+        n = sum(1 for _ in run_shard(items, list(range(len(items))), m, run, None,
+                                     lambda v, sub, pos: video_records(v, sub, pos, labelled=False), "bench"))
+        return n / (time.time() - t0)
+
+    def end_to_end_plain():                  # the earlier set-up: workers at normal priority, spinning threads
+        nice, records.READER_NICE = records.READER_NICE, 0
+        try:
+            return end_to_end(spinning)
+        finally:
+            records.READER_NICE = nice
+    spinning = make_runner(cfg, "infer", w, "onnxruntime", threads, d)[0]
+    rates = {"reader": [], "model": [], "e2e": [], "plain": []}
+    for _ in range(repeat):                  # interleaved, so that a slow spell of the VM hits all three
+        rates["reader"].append(reader())
+        if len(rates["reader"]) == 1:
+            runner(decoded[0])               # warm-up
+        rates["model"].append(model())
+        rates["e2e"].append(end_to_end())
+        rates["plain"].append(end_to_end_plain())
+    reader, model, e2e, plain = (float(np.median(rates[k])) for k in ("reader", "model", "e2e", "plain"))
+    # the cores do both jobs: end to end cannot beat cores / (reader + model CPU seconds per clip), nor the model
+    cpu_r, cpu_m = float(np.median(cpu["reader"])), float(np.median(cpu["model"]))
+    bound = min(model, (os.cpu_count() or 1) / (cpu_r + cpu_m))
+    return {"backend": used, "clips": len(items), "repeats": repeat,
+            "loader_workers": min(m.num_reader_threads, os.cpu_count() or 1),
+            "reader_clips_per_s": round(reader, 2), "model_clips_per_s": round(model, 2),
+            "end_to_end_clips_per_s": round(e2e, 2), "end_to_end_over_slower": round(e2e / min(reader, model), 3),
+            "plain_end_to_end_clips_per_s": round(plain, 2),
+            "plain_end_to_end_over_slower": round(plain / min(reader, model), 3),
+            "reader_cpu_s_per_clip": round(cpu_r, 4), "model_cpu_s_per_clip": round(cpu_m, 4),
+            "bound_clips_per_s": round(bound, 2), "bound_over_slower": round(bound / min(reader, model), 3)}
+
+
+def memory_runs(sizes=(200, 5000)):
+    """``memory``: peak RSS of ``predict.py --output`` and ``eval.py`` (the small test TSM, ONNX Runtime) over lists
+    of ``sizes`` lines of short clips (12 clips of 16 frames at 64x64 written here, repeated): outputs stream to
+    disk, so the peak must not grow with the list (target: within 50 MB from 200 to 5,000 lines)."""
+    import tempfile
+    import numpy as np
+    d = tempfile.mkdtemp(prefix="pv_memory_")
+    code = ("import sys, os, numpy as np, cv2\n"
+            "d = sys.argv[1]\n"
+            "for k in range(12):\n"
+            "    w = cv2.VideoWriter(os.path.join(d, 'c%02d.avi' % k), cv2.VideoWriter_fourcc(*'MJPG'), 25, (64, 64))\n"
+            "    for t in range(16):\n"
+            "        w.write(np.full((64, 64, 3), (k * 20 + t * 3) % 256, np.uint8))\n"
+            "    w.release()\n"
+            "import paddlevideo, paddle\n"
+            "from paddlevideo import build_model, load_config\n"
+            "paddle.seed(0)\n"
+            "paddle.save(build_model(load_config(sys.argv[2], ['MODEL.num_classes=3', 'MODEL.seg_num=4'])).state_dict(),"
+            " os.path.join(d, 'w.pdparams'))\n")
+    small = os.path.join(ROOT, "configs", "tsm_small.yaml")
+    subprocess.run([sys.executable, "-c", code, d, small], check=True, cwd=ROOT, capture_output=True)
+    opts = ["--config", small, "-o", "MODEL.num_classes=3", "-o", "MODEL.seg_num=4", "--weights",
+            os.path.join(d, "w.pdparams"), "--cache_dir", os.path.join(d, "cache")]
+    for s_ in ("TEST", "INFER"):
+        opts += ["-o", s_ + ".short_size=64", "-o", s_ + ".target_size=64", "-o", s_ + ".batch_size=8"]
+    out = {}
+    for n in (10,) + tuple(sizes):                       # 10: exports the model into the cache first
+        lst = os.path.join(d, "list{}.txt".format(n))
+        with open(lst, "w") as f:
+            f.write("".join("{} {}\n".format(os.path.join(d, "c%02d.avi" % (i % 12)), i % 3) for i in range(n)))
+        for script, extra in (("predict.py", ["--output", os.path.join(d, "p{}.json".format(n))]),
+                              ("eval.py", ["--save_dir", os.path.join(d, "e{}".format(n))])):
+            wrap = ("import resource, subprocess, sys, time\n"
+                    "t = time.time()\n"
+                    "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+                    "print('RESULT', p.returncode, round(time.time() - t, 1),"
+                    " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)\n"
+                    "sys.stderr.write(p.stderr[-2000:])\n")
+            p = subprocess.run([sys.executable, "-c", wrap, sys.executable, os.path.join(ROOT, script), *opts,
+                                "--filelist", lst, *extra], capture_output=True, text=True, cwd=ROOT)
+            fields = p.stdout.split()
+            if n == 10:
+                continue
+            if not fields or fields[0] != "RESULT" or fields[1] != "0":
+                out.setdefault(script, {})[str(n)] = {"error": (p.stderr.strip().splitlines() or ["failed"])[-1]}
+                continue
+            out.setdefault(script, {})[str(n)] = {"peak_rss_mb": round(float(fields[3]), 1),
+                                                  "seconds": float(fields[2])}
+    for script, per in out.items():
+        a, b = per.get(str(sizes[0]), {}), per.get(str(sizes[-1]), {})
+        if "peak_rss_mb" in a and "peak_rss_mb" in b:
+            per["growth_mb"] = round(b["peak_rss_mb"] - a["peak_rss_mb"], 1)
+    return out
+
+
 def run_child(args):
     """Run this script as a child measurement; return its JSON result plus peak RSS."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child"] + [str(a) for a in args]
@@ -361,7 +507,7 @@ def main():
     p.add_argument("--sections", default="models,reader,predict,training,precision",
                    help="what to measure: models, reader, predict, training, precision (the int8/bf16 accuracy "
                         "check of scripts/quantize_check.py with the demo's TSM), ava (the detector), online (streaming "
-                        "TSM; comma-separated)")
+                        "TSM), memory (peak RSS of predict/eval over 200 and 5,000 list lines; comma-separated)")
     p.add_argument("--train_steps", type=int, default=3, help="timed training steps per variant (after one warm-up)")
     p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -375,6 +521,8 @@ def main():
             res = child_model(a.child[1], a.child[2], int(a.child[3]), int(a.child[4]))
         elif kind == "online":
             res = child_online(a.child[1], a.child[2], int(a.child[3]), int(a.child[4]))
+        elif kind == "pipeline":
+            res = child_pipeline(a.child[1], int(a.child[2]), int(a.child[3]), int(a.child[4]))
         elif kind == "ava":
             res = child_ava(a.child[1], int(a.child[2]), int(a.child[3]))
         else:
@@ -404,10 +552,14 @@ def main():
             r = run_child(["model", name, backend, a.repeat, a.threads])
             results["models"].setdefault(name, {})[backend] = r
             print("{:<42} {}".format(name + " / " + backend, r), flush=True)
+    for backend in ("onnxruntime", "onnxruntime-int8") if "reader" in sections else ():
+        r = run_child(["pipeline", backend, 20 if a.quick else 40, a.threads, a.repeat])
+        results["reader"][backend] = r
+        print("reader / model / end to end, {}: {}".format(backend, r), flush=True)
     for workers in ((0, 1) if a.quick else (0, 1, 2)) if "reader" in sections else ():
         r = run_child(["reader", workers, 10])
-        results["reader"]["{} workers".format(workers)] = r
-        print("reader {} workers: {}".format(workers, r), flush=True)
+        results["reader"].setdefault("train_transforms", {})["{} workers".format(workers)] = r
+        print("reader (training transforms) {} workers: {}".format(workers, r), flush=True)
     for name in (ONLINE_MODELS if "online" in sections else ()):
         for backend in ("onnxruntime", "paddle-inference", "dygraph"):
             r = run_child(["online", name, backend, max(a.repeat, 5), a.threads])
@@ -421,6 +573,9 @@ def main():
         r = run_child(["ava", backend, a.repeat, a.threads])
         results["ava"][backend] = r
         print("ava detector / {:<17} {}".format(backend, r), flush=True)
+    if "memory" in sections:
+        results["memory"] = memory_runs((200, 1000) if a.quick else (200, 5000))
+        print("memory (peak RSS by list length):", json.dumps(results["memory"]), flush=True)
     if "predict" in sections:
         results["predict_e2e_tsm_r50"] = predict_e2e(a.threads)
     if "precision" in sections:
@@ -461,8 +616,14 @@ def main():
             print("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
                 name, k, r.get("seconds_per_clip", r.get("error")), r.get("gflop_per_s"), r.get("over_fp32", ""),
                 r.get("top1_agreement", ""), r.get("max_abs_prob_diff", ""), r.get("peak_rss_mb")))
-    for k, r in results["reader"].items():
+    for k, r in results["reader"].get("train_transforms", {}).items():
         print("| reader, {} | {} clips/s | | {} |".format(k, r.get("clips_per_s", r.get("error")), r.get("peak_rss_mb")))
+    for k in ("onnxruntime", "onnxruntime-int8"):
+        r = results["reader"].get(k)
+        if r:
+            print("| TSM-R50 8x224 pipeline, {} | reader {} / model {} / end to end {} clips/s | e2e over slower {} | {} |"
+                  .format(k, r.get("reader_clips_per_s", r.get("error")), r.get("model_clips_per_s"),
+                          r.get("end_to_end_clips_per_s"), r.get("end_to_end_over_slower"), r.get("peak_rss_mb")))
     for k, r in results.get("predict_e2e_tsm_r50", {}).items():
         print("| predict.py TSM-R50, {} | {} s wall | | |".format(k, r["seconds"]))
     for k, r in results["ava"].items():

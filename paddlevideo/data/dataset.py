@@ -240,11 +240,22 @@ class EpochBatchSampler(paddle.io.Sampler):
 
 
 def build_loader(dataset, batch_size, shuffle=False, drop_last=False, num_workers=0, seed=0, rank=0, world=1,
-                 pad=True, collate=collate):
+                 pad=True, collate=collate, nice=0):
     """A ``paddle.io.DataLoader`` over ``dataset`` (rank ``rank``'s shard when ``world`` > 1, see
-    :class:`EpochBatchSampler`); set ``loader.batch_sampler.epoch`` per epoch."""
+    :class:`EpochBatchSampler`); set ``loader.batch_sampler.epoch`` per epoch.  ``nice`` > 0: the worker
+    processes run at that lower CPU priority (inference: decoding fills the cycles the model leaves idle instead
+    of preempting its threads)."""
     sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, drop_last, seed, rank, world, pad,
                                 getattr(dataset, "clips_per_video", 1))
     workers = max(0, min(num_workers, os.cpu_count() or 1))
-    return paddle.io.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                                num_workers=workers, return_list=True)
+    return paddle.io.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers,
+                                return_list=True, worker_init_fn=_lower_priority(nice) if nice and workers else None)
+
+
+def _lower_priority(nice):
+    def init(worker_id):
+        try:
+            os.nice(nice)
+        except OSError:                     # not permitted: keep the priority
+            pass
+    return init

@@ -138,7 +138,7 @@ def open_runner(cfg, mode, weights, backend, cpu_threads, cache_dir, exported, w
 
     def make():
         w = None if exported and not weights and output == "logits" else resolve_weights(cfg, weights, cache_dir)
-        runner, used = make_runner(cfg, mode, w, backend, cpu_threads, cache_dir, exported, output)
+        runner, used = make_runner(cfg, mode, w, backend, cpu_threads, cache_dir, exported, output, spin=False)
         return runner, used, w
     return parallel.rank0_first(world, rank, make)
 
@@ -148,15 +148,27 @@ def run_shard(items, todo, m, runner, parts, to_records, desc):
     positions ``todo`` of ``items``; ``to_records(videos, sub_items, positions)`` turns
     :func:`~.common.per_video` output into records, each written to ``parts`` (when given) and yielded."""
     from tqdm import tqdm
-    from ..data import VideoDataset, build_loader
-    from .common import per_video, samples_per_batch
+    from .common import per_video
     sub = [items[i] for i in todo]
     if not sub:
         return
-    ds = VideoDataset(sub, m)
-    loader = build_loader(ds, samples_per_batch(m), num_workers=m.num_reader_threads)
-    videos = per_video(tqdm(loader, desc=desc, leave=False, mininterval=2), runner, m.batch_size, ds.clips_per_video)
+    loader = shard_loader(sub, m)
+    videos = per_video(tqdm(loader, desc=desc, leave=False, mininterval=2), runner, m.batch_size,
+                       loader.dataset.clips_per_video)
     for rec in to_records(videos, sub, todo):
         if parts is not None:
             parts.write(rec)
         yield rec
+
+
+READER_NICE = 10
+
+
+def shard_loader(items, m):
+    """The inference loader over ``items``: ``num_reader_threads`` worker processes (capped at the cores) decode
+    ahead while the model runs, at a lower CPU priority (``READER_NICE``) so that on a CPU-only machine they use
+    the cycles the model's threads leave idle instead of preempting them."""
+    from ..data import VideoDataset, build_loader
+    from .common import samples_per_batch
+    return build_loader(VideoDataset(items, m), samples_per_batch(m), num_workers=m.num_reader_threads,
+                        nice=READER_NICE)
