@@ -166,15 +166,6 @@ def test_checkpoints_carry_their_config_and_the_clis_use_it(work, full_run, tmp_
     assert len(json.loads((tmp_path / "p.json").read_text())[0]["top_k"]) == 2
 
 
-def test_features_and_output_together_write_both(work, full_run, tmp_path):
-    run_cli("predict.py", "--weights", work / "full" / "TSM_final.pdparams", "--video_path", clip("arm_wrestling.mp4"),
-            "--features", tmp_path / "f", "--output", tmp_path / "p.json", "--backend", "dygraph")
-    index = json.loads((tmp_path / "f" / "features.json").read_text())
-    preds = json.loads((tmp_path / "p.json").read_text())
-    assert len(index["videos"]) == 1 and (tmp_path / "f" / index["videos"][0]["file"]).is_file()
-    assert preds[0]["video"] == clip("arm_wrestling.mp4") and len(preds[0]["top_k"]) == 2
-
-
 def test_resume_auto_takes_only_a_checkpoint_of_the_same_run(work, full_run, tmp_path):
     import shutil
     save = tmp_path / "ck"

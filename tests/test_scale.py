@@ -13,7 +13,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import ROOT, clip, run_cli
+from conftest import ROOT, clip
 from paddlevideo import build_model, load_config
 from paddlevideo.engine.records import Parts, write_array
 
