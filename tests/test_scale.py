@@ -106,6 +106,16 @@ def test_two_processes_equal_one(one):
     rows = json.loads(preds)
     assert [r["index"] for r in rows] == list(range(14)) and sum("error" in r for r in rows) == 2
     assert len({r["top_k"][0]["class"] for r in rows if "top_k" in r}) > 1     # the metrics see varied outputs
+    # an interrupted sharded evaluation (one part file cut mid-line) finished by one process: the same numbers
+    part = sorted((d / "e2" / "TSM_predictions.json.parts").glob("*.jsonl"))[1]
+    lines = part.read_text().splitlines(True)
+    part.write_text("".join(lines[:2]) + lines[2][:30])
+    r = cli("eval", d, d / "e2", "--resume")
+    assert len(lines) == 7 and r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]      # rank 1: 7 videos
+    assert "resuming: 9 of 14 videos already evaluated, 5 to go" in r.stdout        # 7 + 2 complete lines
+    again = json.loads((d / "e2" / "TSM_eval.json").read_text())
+    assert all(a[k] == again[k] for k in ("loss", "top1_acc", "top5_acc", "confusion", "per_class", "skipped"))
+    assert (d / "e2" / "TSM_predictions.json").read_text() == preds
     p = cli("predict", d, d / "p2", nproc=2)
     assert p.returncode == 1 and "2 of 14 videos failed" in p.stdout, p.stdout[-2000:] + p.stderr[-2000:]
     assert "Container failed" not in p.stdout + p.stderr and "error:" not in p.stderr   # not reported as a crash
@@ -147,8 +157,9 @@ def test_sigkill_then_resume_equals_uninterrupted(one):
                 os.kill(pid, signal.SIGKILL)
                 killed = True
         time.sleep(0.05)
-    proc.communicate(timeout=120)
+    log, _ = proc.communicate(timeout=120)
     assert killed and proc.returncode != 0
+    assert "rerun the same command with --resume" in log, log[-2000:]        # run.sh names what to do
     assert not (out / "f" / "features.json").exists() and not (out / "p.json").exists()
     done = sum(f.read_text().count("\n") for f in parts.glob("*.jsonl"))
     assert 3 <= done < 14
