@@ -48,6 +48,21 @@ def released_layout_file(model, layout_name, path, scale=0.01):
     return state
 
 
+def rank_pid(log_dir, rank):
+    """The pid of the launched process with PADDLE_TRAINER_ID == rank of this launch (read from /proc)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/{}/environ".format(pid), "rb") as f:
+                env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+        except (OSError, ValueError):
+            continue
+        if env.get(b"PV_LAUNCH_LOG_DIR") == str(log_dir).encode() and env.get(b"PADDLE_TRAINER_ID") == str(rank).encode():
+            return int(pid)
+    return None
+
+
 @pytest.fixture
 def write_list(tmp_path):
     def make(lines, name="list.txt"):

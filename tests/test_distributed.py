@@ -11,7 +11,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import ROOT, clip, run_cli
+from conftest import ROOT, clip, rank_pid, run_cli
 from paddlevideo import build_model, load_config
 from paddlevideo.data.dataset import EpochBatchSampler
 from paddlevideo.engine.train import freeze_batchnorm
@@ -175,21 +175,6 @@ def test_amp_and_sync_bn_say_they_need_a_gpu(tmp_path):
         p = run_cli("train.py", "--config", SMALL, *OPTS, "-o", "TRAIN.filelist={}".format(lst), "-o", opt,
                     "--save_dir", tmp_path / "x", check=False)
         assert p.returncode == 2 and word in p.stderr and "Traceback" not in p.stderr, p.stderr
-
-
-def rank_pid(log_dir, rank):
-    """The pid of the launched process with PADDLE_TRAINER_ID == rank of this launch (read from /proc)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/{}/environ".format(pid), "rb") as f:
-                env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
-        except (OSError, ValueError):
-            continue
-        if env.get(b"PV_LAUNCH_LOG_DIR") == str(log_dir).encode() and env.get(b"PADDLE_TRAINER_ID") == str(rank).encode():
-            return int(pid)
-    return None
 
 
 def test_killed_rank_stops_the_job_and_resume_auto_finishes(tmp_path):

@@ -13,7 +13,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import ROOT, clip
+from conftest import ROOT, clip, rank_pid
 from paddlevideo import build_model, load_config
 from paddlevideo.engine.records import Parts, write_array
 
@@ -124,23 +124,6 @@ def test_two_processes_equal_one(one):
     assert len(set(names)) == 12 and {"x.npy", "x_2.npy", "x_2_2.npy"} <= set(names)   # never one file for two
 
 
-def _rank_pid(launcher, rank):
-    """The pid of the launched worker with PADDLE_TRAINER_ID == rank (a child of the launcher)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/{}/environ".format(pid), "rb") as f:
-                env = f.read().split(b"\0")
-            with open("/proc/{}/stat".format(pid)) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-        if "PADDLE_TRAINER_ID={}".format(rank).encode() in env and ppid == launcher:
-            return int(pid)
-    return None
-
-
 def test_sigkill_then_resume_equals_uninterrupted(one):
     d = one
     out = d / "pk"
@@ -151,8 +134,7 @@ def test_sigkill_then_resume_equals_uninterrupted(one):
     while time.time() < deadline and proc.poll() is None and not killed:
         n = sum(f.read_text().count("\n") for f in parts.glob("*.jsonl")) if parts.is_dir() else 0
         if n >= 3:                    # mid-run: some features written, most not
-            launcher = [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_launcher(int(p), proc.pid)]
-            pid = _rank_pid(launcher[0], 1) if launcher else None
+            pid = rank_pid(str(out) + "_log", 1)
             if pid:
                 os.kill(pid, signal.SIGKILL)
                 killed = True
@@ -167,18 +149,6 @@ def test_sigkill_then_resume_equals_uninterrupted(one):
     assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
     assert "[FEATURES] resuming: {} of 14 videos already written".format(done) in r.stdout
     same_outputs(d / "p1", out)
-
-
-def _is_launcher(pid, session_leader):
-    """Whether ``pid`` is the paddle.distributed.launch process started (through run.sh) by ``session_leader``."""
-    try:
-        with open("/proc/{}/cmdline".format(pid), "rb") as f:
-            cmd = f.read().split(b"\0")
-        with open("/proc/{}/stat".format(pid)) as f:
-            sid = int(f.read().rsplit(")", 1)[1].split()[3])
-    except OSError:
-        return False
-    return sid == session_leader and b"paddle.distributed.launch" in cmd
 
 
 def test_parts_skip_cut_lines_and_changed_list(tmp_path):
