@@ -89,8 +89,8 @@ def test_two_processes_equal_one_process_with_the_double_batch(tmp_path):
     lst = write_list(tmp_path / "four.list", 4)
     valid = ["--valid_interval", 1, "-o", "VALID.filelist={}".format(write_list(tmp_path / "five.list", 5)),
              "-o", "VALID.short_size=72", "-o", "VALID.target_size=64"]      # 5: an uneven split over 2 ranks
-    one = run_cli("train.py", "--model_name", "TSM", "--config", SMALL, *OPTS, "-o", "TRAIN.filelist={}".format(lst),
-                  "--batch_size", 4, "--epoch", 1, "--save_dir", tmp_path / "one", *valid)
+    run_cli("train.py", "--model_name", "TSM", "--config", SMALL, *OPTS, "-o", "TRAIN.filelist={}".format(lst),
+            "--batch_size", 4, "--epoch", 1, "--save_dir", tmp_path / "one", *valid)
     trace = tmp_path / "trace"
     two = launch(tmp_path / "two", lst, "--batch_size", 2, "--epoch", 1, *valid,
                  env={"PADDLEVIDEO_SAMPLE_TRACE": str(trace)}, use_run_sh=True)

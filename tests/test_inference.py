@@ -106,9 +106,9 @@ def test_int8_and_bf16_agree_with_fp32_on_real_clips(tmp_path, write_list):
     lst = write_list(clips)
     out = {}
     for precision in ("fp32", "int8", "bf16"):
-        p = run_cli("predict.py", "--config", TSM_SMALL, *opts, "--weights", w, "--filelist", lst, "--precision",
-                    precision, "--calibration", lst, "--cache_dir", tmp_path / "cache", "--infer_topk", 5,
-                    "--output", tmp_path / (precision + ".json"))
+        run_cli("predict.py", "--config", TSM_SMALL, *opts, "--weights", w, "--filelist", lst, "--precision",
+                precision, "--calibration", lst, "--cache_dir", tmp_path / "cache", "--infer_topk", 5,
+                "--output", tmp_path / (precision + ".json"))
         out[precision] = {r["video"]: {t["label"]: t["score"] for t in r["top_k"]}
                           for r in json.loads((tmp_path / (precision + ".json")).read_text())}
     assert len(out["fp32"]) == 5
