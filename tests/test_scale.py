@@ -176,3 +176,11 @@ def test_parts_skip_cut_lines_and_changed_list(tmp_path):
     assert [v["index"] for v in json.loads((tmp_path / "o.json").read_text())["videos"]] == [0, 1, 2]
     write_array(str(tmp_path / "o.jsonl"), r.merged(items))
     assert [json.loads(x)["index"] for x in (tmp_path / "o.jsonl").read_text().splitlines()] == [0, 1, 2]
+
+
+def test_resume_and_sharding_need_an_output(setup):
+    from paddlevideo import UserError
+    from paddlevideo.engine.predict import predict
+    cfg = load_config(SMALL, ["MODEL.num_classes=3", "MODEL.seg_num=4"])
+    with pytest.raises(UserError, match="--resume needs --output FILE and/or --features DIR"):
+        predict(cfg, filelist=str(setup / "list.txt"), weights=str(setup / "w.pdparams"), resume=True)
