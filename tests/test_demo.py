@@ -10,7 +10,7 @@ import os
 from conftest import run_cli
 
 REDUCED = ["--pairs", "0", "--train_per_class", "60", "--val_per_class", "10", "--test_per_class", "30",
-           "--epoch", "12", "-o", "MODEL.seg_num=4"]
+           "--epoch", "9", "-o", "MODEL.seg_num=4"]
 
 
 def test_reduced_demo_tsm_learns_direction_tsn_cannot(tmp_path):
@@ -31,7 +31,7 @@ def test_reduced_demo_tsm_learns_direction_tsn_cannot(tmp_path):
     for model in ("TSM", "TSN"):
         log = [json.loads(line) for line in (out / model / (model + "_log.jsonl")).read_text().splitlines()]
         epochs = [r for r in log if r["type"] == "epoch"]
-        assert len(epochs) == 12 and all(r["valid_top1"] is not None for r in epochs)
+        assert len(epochs) == 9 and all(r["valid_top1"] is not None for r in epochs)
         assert res[model]["steps"] == epochs[-1]["step"] > 0
     assert os.path.exists(res["TSM"]["weights"])
 
@@ -40,7 +40,7 @@ def test_reduced_online_demo_learns_with_the_past_only_shift_and_streams(tmp_pat
     out = tmp_path / "online"
     p = run_cli("scripts/demo_online.py", "--out", out, "--data", tmp_path / "data", "--pairs", "0",
                 "--train_per_class", "60", "--val_per_class", "10", "--test_per_class", "30", "--stream_clips", "6",
-                "-o", "TRAIN.epoch=12", "-o", "MODEL.seg_num=4", timeout=400)
+                "-o", "TRAIN.epoch=9", "-o", "MODEL.seg_num=4", timeout=400)
     res = json.loads((out / "results.json").read_text())
     assert res["online"]["top1"] >= 0.85, res                    # the direction from the past only
     assert 0 <= res["bidirectional"]["top1"] <= 1
