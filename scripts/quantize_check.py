@@ -43,8 +43,7 @@ def check(config, weights, filelist=None, calibration=None, precisions=("int8", 
         cfg = load_config(config, over + ["TEST.precision={}".format(precision), "INFER.precision={}".format(precision)])
         t0 = time.time()
         res = evaluate_model(cfg, cfg.MODEL.name, weights, cache_dir=cache_dir)
-        with open(res["predictions_file"]) as f:
-            preds = json.load(f)
+        preds = res["predictions"]
         top1 = {p["video"]: p["top_k"][0]["label"] for p in preds if "top_k" in p}
         score = {p["video"]: {t["label"]: t["score"] for t in p["top_k"]} for p in preds if "top_k" in p}
         runner, backend = make_runner(cfg, "infer", weights, cache_dir=cache_dir)

@@ -114,7 +114,8 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
     finishes; the metrics (:class:`Metrics`) and ``save_dir/NAME_predictions.json`` (every video in list order,
     failures included) are then built from those lines — so a run sharded over processes
     (``paddle.distributed.launch``: each rank a disjoint share) or resumed (``resume``: videos with a line are
-    skipped) gives the numbers of one uninterrupted process.  ``save_dir`` None: a temporary folder."""
+    skipped) gives the numbers of one uninterrupted process.  ``save_dir`` None (a library call): the files go to a
+    temporary folder that is removed, and the summary carries ``predictions`` (the list of records) instead."""
     import tempfile
     from . import parallel
     from .records import Parts, open_runner, run_shard, write_array
@@ -124,6 +125,7 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
     items = parse_list(m.filelist, m.num_classes, m.format, need_label=True, skip_bad=skip_bad_lines,
                        root=m.data_root)
     world, rank = parallel.init()
+    temporary = save_dir is None
     save_dir = save_dir or tempfile.mkdtemp(prefix="pv_eval_")
     preds = os.path.join(save_dir, "{}_predictions.json".format(model_name))
     parts = Parts(preds + ".parts", world, rank, resume)
@@ -154,6 +156,12 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
                 "views": {"num_clips": m.num_clips, "num_crops": m.num_crops, "average": m.average}})
     for r in res["per_class"]:
         r["name"] = names[r["index"]]
+    if temporary:
+        import shutil
+        with open(preds) as f:
+            res["predictions"] = json.load(f)
+        del res["predictions_file"]
+        shutil.rmtree(save_dir, ignore_errors=True)
     return res
 
 
