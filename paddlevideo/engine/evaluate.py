@@ -17,14 +17,14 @@ def video_records(videos, items, positions=None, average="prob", k=5, names=None
     ``{"index": list position, "video": path, ["label", "label_name"], "top_k": [{"label": name, "class": id,
     "score": probability}], ["loss": -log p(label)]}``, or ``{"index", "video", "error"}`` for a video that
     could not be decoded.  ``positions[i]``: the list position of ``items[i]`` (a shard's sub-list)."""
+    where = (lambda i: int(positions[i])) if positions is not None else int   # noqa: E731
     for idx, y, outputs, bad in videos:
-        recs = [{"index": int(positions[i] if positions is not None else i), "video": items[int(i)][0],
-                 "error": "cannot decode this video"} for i in bad]
+        recs = [{"index": where(i), "video": items[int(i)][0], "error": "cannot decode this video"} for i in bad]
         if outputs is not None:
             logp = combine_views(outputs, average)
             top = np.argsort(-logp, axis=1)[:, :min(k, logp.shape[1])]
             for j, i in enumerate(idx):
-                r = {"index": int(positions[i] if positions is not None else i), "video": items[int(i)][0]}
+                r = {"index": where(i), "video": items[int(i)][0]}
                 if labelled:
                     r["label"] = int(y[j])
                     r["label_name"] = names[y[j]] if names else str(y[j])
@@ -118,7 +118,7 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
     temporary folder that is removed, and the summary carries ``predictions`` (the list of records) instead."""
     import tempfile
     from . import parallel
-    from .records import Parts, open_runner, run_shard, write_array
+    from .records import Parts, open_runner, run_shard, tap, write_array
     m = cfg.mode("test")
     set_device(m.use_gpu)
     names = label_names(cfg)                 # a wrong MODEL.label_list stops now, not after the evaluation
@@ -130,9 +130,7 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
     preds = os.path.join(save_dir, "{}_predictions.json".format(model_name))
     parts = Parts(preds + ".parts", world, rank, resume)
     todo = parts.start(items)
-    if parts.num_done:
-        log("[TEST] resuming: {} of {} videos already evaluated, {} to go".format(
-            parts.num_done, len(items), len(items) - parts.num_done))
+    parts.report_resume("TEST", "evaluated", len(items))
     runner, used, w = open_runner(cfg, "test", weights, backend, cpu_threads, cache_dir, exported, world, rank)
     t0 = time.time()
     shard = Metrics(m.num_classes)
@@ -147,9 +145,7 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
     if not parts.finish():
         return None
     metrics = Metrics(m.num_classes)
-    for rec in parts.merged(items):
-        metrics.add(rec)
-    write_array(preds, parts.merged(items))
+    write_array(preds, tap(parts.merged(items), metrics.add))
     res = metrics.summary(len(items))
     res.update({"model": model_name, "weights": w, "backend": used, "filelist": m.filelist,
                 "seconds": round(time.time() - t0, 2), "processes": world, "predictions_file": preds,

@@ -9,7 +9,7 @@ from ..data.convert import unique_names
 from ..errors import UserError
 from .common import label_names, log, set_device
 from .evaluate import video_records
-from .records import Parts, open_runner, run_shard, save_npy, write_array
+from .records import Parts, open_runner, run_shard, save_npy, tap, write_array
 
 
 def _items(m, video_path, filelist, skip_bad_lines):
@@ -54,9 +54,8 @@ def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk
     k = min(topk or m.topk, m.num_classes)
     parts = Parts(output + ".parts", world, rank, resume) if output else None
     todo = parts.start(items) if parts else list(range(len(items)))
-    if parts and parts.num_done:
-        log("[INFER] resuming: {} of {} videos already predicted, {} to go".format(
-            parts.num_done, len(items), len(items) - parts.num_done))
+    if parts:
+        parts.report_resume("INFER", "predicted", len(items))
     runner, _, _ = open_runner(cfg, "infer", weights, backend, cpu_threads, cache_dir, exported, world, rank)
 
     def records(videos, sub, positions):
@@ -74,8 +73,12 @@ def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk
         log("\n".join(lines))
     if parts is None or not parts.finish():
         return results, failed
-    failed = [r["video"] for r in parts.merged(items) if "error" in r]
-    write_array(output, parts.merged(items))
+    failed = []
+
+    def note_failed(rec):
+        if "error" in rec:
+            failed.append(rec["video"])
+    write_array(output, tap(parts.merged(items), note_failed))
     log("[INFER] results written to {}".format(output))
     if failed:
         log("[INFER] {} of {} videos failed".format(len(failed), len(items)))
@@ -96,9 +99,7 @@ def extract_features(cfg, items, out_dir, weights=None, cache_dir=None, backend=
     parts = Parts(os.path.join(out_dir, "features.parts"), world, rank, resume,
                   complete=lambda r: "error" in r or os.path.isfile(os.path.join(out_dir, r.get("file", ""))))
     todo = parts.start(items)
-    if parts.num_done:
-        log("[FEATURES] resuming: {} of {} videos already written, {} to go".format(
-            parts.num_done, len(items), len(items) - parts.num_done))
+    parts.report_resume("FEATURES", "written", len(items))
     runner, used, w = open_runner(cfg, "infer", weights, backend, cpu_threads, cache_dir, None, world, rank,
                                   output="features")
 

@@ -71,6 +71,12 @@ class Parts:
         todo = [i for i in range(len(items)) if i not in done]
         return todo[self.rank::self.world]
 
+    def report_resume(self, tag, verb, total):
+        """Log how much an earlier run already did, e.g. ``[TEST] resuming: 9 of 14 videos already evaluated``."""
+        if self.num_done:
+            print("[{}] resuming: {} of {} videos already {}, {} to go".format(
+                tag, self.num_done, total, verb, total - self.num_done), flush=True)
+
     def write(self, rec):
         """Append one video's line and flush it (positions must come in increasing order)."""
         if rec["index"] <= self._last:
@@ -101,6 +107,13 @@ class Parts:
                 len(items) - count, len(items), self.folder,
                 " (with several machines this folder must be on a filesystem every machine shares)"
                 if self.world > 1 else ""))
+
+
+def tap(records, fn):
+    """``records`` unchanged, calling ``fn(rec)`` on each as it passes (one merge pass feeds a file and a sum)."""
+    for rec in records:
+        fn(rec)
+        yield rec
 
 
 def write_array(path, records, head=None, key=None):
