@@ -11,10 +11,15 @@ def main(argv):
     p.add_argument("--resume", action="store_true",
                    help="finish an interrupted evaluation of the same list and --save_dir: videos with a line in "
                         "NAME_predictions.json.parts/ are not run again")
+    p.add_argument("--capacity", type=int, default=None,
+                   help="detection: detections kept per keyframe when scoring (overrides TEST.capacity; default 50 = "
+                        "the official ActivityNet evaluation, 0 = every row as PaddleVideo/mmaction2 score)")
     add_backend_args(p)
     args = p.parse_args(argv)
     if args.filelist:
         args.override.append("TEST.filelist={}".format(args.filelist))
+    if args.capacity is not None:
+        args.override.append("TEST.capacity={}".format(args.capacity))
     cfg = config_from_args(args, "test")
     from paddlevideo.engine.evaluate import evaluate
     evaluate(cfg, cfg.MODEL.name, weights=args.weights, save_dir=args.save_dir or "./output",

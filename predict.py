@@ -25,7 +25,9 @@ def main(argv):
                    help="timeline/detection: write a copy of the video with the labels (and boxes)")
     p.add_argument("--proposals", default=None, metavar="FILE",
                    help="detection: person boxes per keyframe, a pickle/JSON {'<video stem>,<seconds %%04d>': "
-                        "[[x1, y1, x2, y2, score], ...]} (normalised); default: the person detector")
+                        "[[x1, y1, x2, y2, score], ...]} (normalised); keys are whole seconds: a keyframe between "
+                        "two (--stride 0.5: 1.5 s) reads no key and takes --detector's boxes if given, else none; "
+                        "default: the person detector")
     p.add_argument("--detector", default=None, metavar="MODULE:ATTR",
                    help="detection: a person detector callable frame -> [n, 5] pixel boxes+scores (default: "
                         "OpenCV's built-in HOG people detector)")

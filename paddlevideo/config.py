@@ -52,7 +52,7 @@ MODEL_KEYS = {
     "beta": (int, 8),
     "fusion_kernel": (int, 5),
     "pool_size": ("ints", []),
-    "label_list": ("str?", "data/dataset/kinetics400_label_list.txt"),
+    "label_list": ("str?", os.path.join(PROJECT_ROOT, "data", "dataset", "kinetics400_label_list.txt")),
     "label_map": ("str?", None),          # detection: the AVA label-map pbtxt (names + evaluated ids)
     "pretrain": ("str?", None),
     "pretrain_md5": ("str?", None),
@@ -67,6 +67,7 @@ READER_KEYS = {
     "data_root": ("str?", None),
     "proposal_file": ("str?", None),      # detection: person proposals pickle {"video,%04d": [n, 4|5]}
     "exclude_file": ("str?", None),       # detection: excluded timestamps CSV (video_id,timestamp)
+    "capacity": (int, 50),                # detection eval: detections kept per keyframe (50 official, 0 no cap)
     "num_reader_threads": (int, 2),
     "buf_size": (int, 1024),
     "use_gpu": (bool, False),
@@ -101,6 +102,19 @@ TRAIN_KEYS = {
     "seed": (int, 0),
 }
 FORMATS = ("mp4", "pkl", "frames", "flow", "rgb_flow")
+# keys holding a file or folder: a relative value is resolved when it is read — against the folder of the config
+# file that names it, against the current directory for a command-line override — and kept absolute, so a config
+# (and a checkpoint's NAME.yaml) means the same files from any directory
+PATH_KEYS = ("label_list", "label_map", "filelist", "data_root", "proposal_file", "exclude_file", "flow_root",
+             "calibration", "pretrain", "weights")
+
+
+def absolute_path(value, base):
+    """``value`` (a config path) made absolute against the folder ``base``; None, URLs, ``none`` and absolute
+    paths unchanged."""
+    if not isinstance(value, str) or not value or "://" in value or value.lower() == "none":
+        return value
+    return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
 
 
 def input_channels(fmt):
@@ -195,15 +209,19 @@ class Config(AttrDict):
         out["mode"] = mode
         return out
 
-    def set(self, dotted, value, source="command line"):
-        """Set ``SECTION.key`` to ``value`` after validating it."""
+    def set(self, dotted, value, source="command line", base=None):
+        """Set ``SECTION.key`` to ``value`` after validating it; a relative path (:data:`PATH_KEYS`) is made
+        absolute against ``base`` (default: the current directory)."""
         if "." not in dotted:
             raise UserError("{}: override {!r} must look like SECTION.key=value, e.g. TRAIN.batch_size=4"
                             .format(source, dotted))
         section, key = dotted.split(".", 1)
         _check_key(section, key, source)
         kind = _schema(section)[key][0]
-        self.setdefault(section, AttrDict())[key] = _coerce(value, kind, "{}: {}".format(source, dotted))
+        value = _coerce(value, kind, "{}: {}".format(source, dotted))
+        if key in PATH_KEYS:
+            value = absolute_path(value, base or os.getcwd())
+        self.setdefault(section, AttrDict())[key] = value
 
 
 def _check_key(section, key, source):
@@ -216,7 +234,8 @@ def _check_key(section, key, source):
 
 
 def resolve_path(path, base_dir=None):
-    """Resolve a relative path: against the cwd, else ``base_dir``, else the project root."""
+    """Resolve a relative path given on a command line (``--weights``): against the cwd, else ``base_dir``, else
+    the project root.  Config paths are absolute already (:data:`PATH_KEYS`)."""
     if path is None or os.path.isabs(path) or "://" in path:
         return path
     for base in (os.getcwd(), base_dir, PROJECT_ROOT):
@@ -260,7 +279,8 @@ def load_config(path, overrides=()):
             raise UserError("{}: section {} must be a mapping of key: value".format(where, section))
         for key, value in body.items():
             cfg.set("{}.{}".format(section, key), value,
-                    source="{} line {}".format(path, lines.get((section, key), "?")))
+                    source="{} line {}".format(path, lines.get((section, key), "?")),
+                    base=os.path.dirname(os.path.abspath(path)))
     for item in overrides or ():
         if "=" not in item:
             raise UserError("-o {!r}: expected SECTION.key=value, e.g. -o TRAIN.batch_size=4".format(item))
@@ -345,6 +365,9 @@ def validate(cfg, path):
         if m["num_clips"] < 1 or m["num_crops"] not in (1, 3, 10):
             raise UserError("{}: {}.num_clips must be >= 1 and num_crops 1, 3 or 10 (got {} and {})".format(
                 path, mode.upper(), m["num_clips"], m["num_crops"]))
+        if m["capacity"] < 0:
+            raise UserError("{}: {}.capacity must be >= 0 (50: the official AVA evaluation, 0: no cap; got {})".format(
+                path, mode.upper(), m["capacity"]))
         if m["frame_interval"] < 1:
             raise UserError("{}: {}.frame_interval must be >= 1 (got {})".format(path, mode.upper(), m["frame_interval"]))
         if m["target_size"] > m["short_size"]:
@@ -352,9 +375,22 @@ def validate(cfg, path):
                 path, mode.upper(), m["target_size"], m["short_size"]))
 
 
+def complete(cfg):
+    """Every section with every key at its effective value: MODEL whole; each mode section every reader (and
+    training) key — defaults included — plus the MODEL keys it overrides.  What :func:`save_config` writes, so a
+    later change of a default cannot change what a saved config means."""
+    body = {"MODEL": {k: copy.deepcopy(cfg.MODEL.get(k, d)) for k, (_, d) in MODEL_KEYS.items()}}
+    for mode in MODES:
+        section, m = mode.upper(), cfg.mode(mode)
+        own = cfg.get(section, {})
+        body[section] = {k: copy.deepcopy(m[k]) for k in _schema(section) if k not in MODEL_KEYS or k in own}
+    return body
+
+
 def save_config(cfg, path, note="written by train.py"):
-    """Write the resolved config (every section, overrides applied) as YAML to ``path`` (atomically)."""
-    body = {s: {k: copy.deepcopy(v) for k, v in cfg.get(s, {}).items()} for s in SECTIONS}
+    """Write the complete config (:func:`complete`: every section and key, overrides applied, paths absolute) as
+    YAML to ``path`` (atomically)."""
+    body = complete(cfg)
     tmp = "{}.tmp{}".format(path, os.getpid())
     with open(tmp, "w") as f:
         f.write("# the resolved config of this model ({}; from {})\n".format(note, cfg.get("_path", "?")))

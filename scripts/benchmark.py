@@ -20,7 +20,14 @@ Every measurement runs in its own subprocess so that its peak RSS is its own.  M
   small TSM (batch 16 × 8 × 32²) and TSM-R50 (batch 2 × 8 × 224²) as ``training.<model>.<variant>``:
   ``1proc-2threads`` (the default set-up), ``1proc-1thread``, ``2proc-1thread`` (two data-parallel
   processes through paddle.distributed.launch, Gloo; each its own batch, so clips/s is the comparable
-  number) and ``bf16-autocast`` (1 process, 2 threads, ``paddle.amp.auto_cast(dtype="bfloat16")``).
+  number) and ``bf16-autocast`` (1 process, 2 threads, ``paddle.amp.auto_cast(dtype="bfloat16")``);
+* ``ava_eval``: scripts/ava_eval.py's scorer on a synthetic result file of 5 M rows (240 per keyframe, as a
+  detector writes one row per box per class; ``--quick``: 200 k) with the official capacity 50 and without a
+  cap: JSON ``ava_eval.<capacity_50|no_cap>`` with ``rows``, ``keyframes``, ``seconds``, ``peak_rss_mb`` — with the
+  cap the memory is bounded by 50 × keyframes, not by the rows.
+
+Every temporary file (exports, ONNX and int8 models, weights, lists) goes under one folder that is removed at the
+end, on errors and on Ctrl-C too.
 
     python scripts/benchmark.py --out output/benchmark.json [--quick] [--sections models,reader,predict,training]
 """
@@ -464,6 +471,39 @@ def memory_runs(sizes=(200, 5000)):
     return out
 
 
+AVA_ROWS_PER_KEY = 240        # 4 persons x 60 classes: one row per box per class
+
+
+def write_ava_eval_files(d, rows):
+    """A synthetic GT CSV (4 persons per keyframe, 1-2 actions each), its label map (the shipped 60 classes) and a
+    result CSV of ``rows`` rows (every person x every class, random scores), written streaming; returns paths."""
+    import random
+    rng = random.Random(0)
+    sys.path.insert(0, ROOT)
+    from paddlevideo.data.ava import read_label_map
+    label_map = os.path.join(ROOT, "data", "dataset", "ava_action_list_v2.1.pbtxt")
+    ids = sorted(read_label_map(label_map)[0])
+    keys = rows // AVA_ROWS_PER_KEY
+    gt, det = os.path.join(d, "gt.csv"), os.path.join(d, "det.csv")
+    with open(gt, "w") as g, open(det, "w") as f:
+        for k in range(keys):
+            video, ts = "v{:03d}".format(k // 900), 902 + k % 900
+            for p in range(4):
+                x = 0.05 + 0.22 * p
+                box = "{:.3f},{:.3f},{:.3f},{:.3f}".format(x, 0.1, x + 0.2, 0.9)
+                for a in rng.sample(ids, rng.randint(1, 2)):
+                    g.write("{},{},{},{},{}\n".format(video, ts, box, a, p))
+                f.write("".join("{},{},{},{},{:.4f}\n".format(video, ts, box, a, rng.random()) for a in ids))
+    return gt, det, label_map, keys * AVA_ROWS_PER_KEY
+
+
+def child_ava_eval(gt, det, label_map, capacity):
+    from paddlevideo.engine.ava_eval import evaluate_files
+    t0 = time.time()
+    res = evaluate_files(gt, det, label_map, capacity=int(capacity))
+    return {"seconds": round(time.time() - t0, 2), "mAP": round(res["mAP"], 4), "keyframes": res["num_gt_keyframes"]}
+
+
 def run_child(args):
     """Run this script as a child measurement; return its JSON result plus peak RSS."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child"] + [str(a) for a in args]
@@ -507,7 +547,8 @@ def main():
     p.add_argument("--sections", default="models,reader,predict,training,precision",
                    help="what to measure: models, reader, predict, training, precision (the int8/bf16 accuracy "
                         "check of scripts/quantize_check.py with the demo's TSM), ava (the detector), online (streaming "
-                        "TSM), memory (peak RSS of predict/eval over 200 and 5,000 list lines; comma-separated)")
+                        "TSM), memory (peak RSS of predict/eval over 200 and 5,000 list lines), ava_eval (the AVA "
+                        "scorer's time and memory on a 5 M-row result file); comma-separated")
     p.add_argument("--train_steps", type=int, default=3, help="timed training steps per variant (after one warm-up)")
     p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -525,6 +566,8 @@ def main():
             res = child_pipeline(a.child[1], int(a.child[2]), int(a.child[3]), int(a.child[4]))
         elif kind == "ava":
             res = child_ava(a.child[1], int(a.child[2]), int(a.child[3]))
+        elif kind == "ava_eval":
+            res = child_ava_eval(*a.child[1:5])
         else:
             res = child_reader(int(a.child[1]), int(a.child[2]))
         res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -532,6 +575,20 @@ def main():
         print("RESULT " + json.dumps(res))
         return 0
 
+    import shutil
+    import signal
+    import tempfile
+    scratch = tempfile.mkdtemp(prefix="pv_bench_")      # every temporary file of this run and its children
+    os.environ["TMPDIR"] = tempfile.tempdir = scratch
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # a kill runs the clean-up below too
+    try:
+        return measure(a, p)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def measure(a, p):
+    """The measurements of ``a.sections``; writes ``a.out`` and prints the tables."""
     results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                            "python": platform.python_version(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
                "models": {}, "reader": {}, "training": {}, "ava": {}, "online": {}}
@@ -576,6 +633,14 @@ def main():
     if "memory" in sections:
         results["memory"] = memory_runs((200, 1000) if a.quick else (200, 5000))
         print("memory (peak RSS by list length):", json.dumps(results["memory"]), flush=True)
+    if "ava_eval" in sections:
+        import tempfile
+        gt, det, label_map, rows = write_ava_eval_files(tempfile.mkdtemp(), 200000 if a.quick else 5000000)
+        for name, capacity in (("capacity_50", 50), ("no_cap", 0)):
+            r = run_child(["ava_eval", gt, det, label_map, capacity])
+            r["rows"] = rows
+            results.setdefault("ava_eval", {})[name] = r
+            print("ava_eval {} ({} rows): {}".format(name, rows, r), flush=True)
     if "predict" in sections:
         results["predict_e2e_tsm_r50"] = predict_e2e(a.threads)
     if "precision" in sections:

@@ -15,12 +15,12 @@ def clip(name):
     return os.path.join(DATA, name)
 
 
-def run_cli(script, *args, check=True, timeout=600, env=None):
-    """Run one of the project's CLIs in a subprocess (``env``: extra environment variables); return the
-    CompletedProcess."""
+def run_cli(script, *args, check=True, timeout=600, env=None, cwd=ROOT):
+    """Run one of the project's CLIs in a subprocess (``env``: extra environment variables; ``cwd``: its working
+    directory); return the CompletedProcess."""
     cmd = [sys.executable, os.path.join(ROOT, script)] + [str(a) for a in args]
     full_env = dict(os.environ, **{k: str(v) for k, v in (env or {}).items()})
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=full_env)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=full_env)
     if check and p.returncode != 0:
         raise AssertionError("{} failed ({}):\n{}\n{}".format(" ".join(cmd), p.returncode, p.stdout[-3000:],
                                                             p.stderr[-3000:]))

@@ -39,11 +39,11 @@ def label_map(tmp_path):
     return str(p)
 
 
-def score(tmp_path, label_map, gt, det, exclude=None, iou=0.5):
+def score(tmp_path, label_map, gt, det, exclude=None, iou=0.5, capacity=0):
     g = write_csv(tmp_path / "gt.csv", gt)
     d = write_csv(tmp_path / "det.csv", det)
     e = write_csv(tmp_path / "ex.csv", exclude) if exclude else None
-    return evaluate_files(g, d, label_map, e, iou)
+    return evaluate_files(g, d, label_map, e, iou, capacity=capacity)
 
 
 def test_frame_map_rules_against_hand_computed_cases(tmp_path, label_map):
@@ -74,6 +74,69 @@ def test_frame_map_rules_against_hand_computed_cases(tmp_path, label_map):
     assert res4["per_class"]["stand"] == pytest.approx(1 / 3 + 1 / 3 + (1 / 3) * 0.6, abs=1e-12)
 
 
+def test_official_capacity_of_50_detections_per_keyframe(tmp_path, label_map):
+    """get_ava_performance.py reads detections with capacity 50: a min-heap of (score, action, y1, x1, y2, x2),
+    replaced only by a strictly greater score, so ties pop the smallest tuple; label-map filter first."""
+    A, C = [0.125, 0.125, 0.625, 0.625], [0.75, 0.75, 0.875, 0.875]        # C: far from A (IoU 0)
+    gt = [["v", "0902"] + A + [1, 0], ["v", "0902"] + A + [4, 0], ["v", "0903"] + A + [2, 0]]
+    talk = [["v", "0902"] + C + [2, 0.9]]                                   # FPs of class 2 (its GT is on 0903)
+    outside = [["v", "0902"] + A + [3, 0.99]] * 60                          # not in the map: never take a place
+    # heap after 50 rows: stand@C 0.3, stand@A 0.3, sit@A 0.3, 47 talk 0.9.  Then a talk 0.9 pops the smallest
+    # tuple (0.3, 1, 0.125, ...) = stand@A (y1 0.125 < 0.75), and a stand@A 0.3 ties the minimum: not taken.
+    det = outside + [["v", "0902"] + C + [1, 0.3], ["v", "0902"] + A + [1, 0.3], ["v", "0902"] + A + [4, 0.3]]
+    det += talk * 48 + [["v", "0902"] + A + [1, 0.3], ["v", "0903"] + A + [2, 0.2]]
+    capped = score(tmp_path, label_map, gt, det, capacity=50)
+    # stand: only the FP at C is left -> 0; sit survives -> 1; talk: 48 FPs at 0.9, then the TP at 0.2 on 0903
+    # (another key: its own heap) -> P = 1/49 at R = 1
+    assert capped["capacity"] == 50
+    assert capped["per_class"] == {"stand": 0.0, "sit": 1.0, "talk": pytest.approx(1 / 49, abs=1e-12)}
+    uncapped = score(tmp_path, label_map, gt, det, capacity=0)
+    # without the cap stand@A 0.3 is there (TP; the FP at C ties it: the order argsort gives decides its AP)
+    assert uncapped["capacity"] == 0 and uncapped["per_class"]["stand"] > 0
+    assert uncapped["per_class"]["sit"] == 1.0
+    # fewer than 50 rows on a key: nothing changes
+    few = det[60:63] + [["v", "0903"] + A + [2, 0.2]]
+    a, b = (score(tmp_path, label_map, gt, few, capacity=c) for c in (50, 0))
+    assert a.pop("capacity") == 50 and b.pop("capacity") == 0 and a == b
+
+
+def test_capacity_matches_a_plain_transcription_of_the_official_reader(tmp_path, label_map):
+    """Random rows with many ties: the rows kept per key equal a list-based transcription of the official
+    read_csv (no heapq), in the same order."""
+    from paddlevideo.engine.ava_eval import read_csv
+
+    def official(rows, whitelist, capacity):
+        entries = {}
+        for r in rows:
+            action = int(r[6])
+            if whitelist and action not in whitelist:
+                continue
+            key = "{},{:04d}".format(r[0], int(r[1]))
+            t = (float(r[7]), action, float(r[3]), float(r[2]), float(r[5]), float(r[4]))
+            kept = entries.setdefault(key, [])
+            if capacity < 1 or len(kept) < capacity:
+                kept.append(t)
+            elif t[0] > min(kept)[0]:
+                kept.remove(min(kept))
+                kept.append(t)
+        return {k: sorted(sorted(v), key=lambda t: -t[0]) for k, v in entries.items()}
+    rng = np.random.RandomState(3)
+    rows = [["v", str(900 + rng.randint(3))] + list(np.round(rng.rand(4), 1)) + [int(rng.randint(1, 5)),
+                                                                                round(rng.rand(), 1)]
+            for _ in range(700)]
+    path = write_csv(tmp_path / "r.csv", rows)
+    for cap in (0, 50, 7):
+        boxes, labels, scores = read_csv(path, {1, 2, 4}, Problems(), cap)
+        want = official(rows, {1, 2, 4}, cap)
+        assert set(boxes) == set(want)
+        for k in want:
+            assert len(scores[k]) == (len(want[k]) if cap == 0 else min(cap, len(want[k])))
+            # the multiset of kept rows is exactly the official one; the order is descending score
+            got = sorted(zip(scores[k], labels[k], *zip(*boxes[k])))
+            assert got == sorted(want[k])
+            assert scores[k] == sorted(scores[k], reverse=True)
+
+
 def test_scorer_cli_and_bad_rows_are_counted(tmp_path, label_map):
     A = [0.1, 0.1, 0.5, 0.5]
     g = write_csv(tmp_path / "gt.csv", [["v", "0902"] + A + [1, 0], ["v", "09x2"] + A + [1, 0]])
@@ -82,6 +145,7 @@ def test_scorer_cli_and_bad_rows_are_counted(tmp_path, label_map):
     p = run_cli("scripts/ava_eval.py", "--gt", g, "--detections", d, "--label_map", label_map, "--output", out)
     res = json.loads(out.read_text())
     assert res["mAP"] == 1.0 and res["per_class"] == {"stand": 1.0} and res["skipped_rows"] == 2
+    assert res["capacity"] == 50 and "capacity 50 per keyframe" in p.stdout
     assert "gt.csv:2" in p.stderr and "det.csv:2" in p.stderr
     bad = run_cli("scripts/ava_eval.py", "--gt", g, "--detections", str(tmp_path / "nope.csv"), "--label_map",
                   label_map, check=False)
@@ -275,6 +339,24 @@ def test_predict_video_with_proposals_json_and_render(tiny, tmp_path):
     times = [k["time"] for k in res["keyframes"]]
     assert times == [float(t) for t in range(len(times))] and len(times) == 6     # 155 frames at 30 fps, stride 1 s
     assert res["keyframes_without_boxes"] == 3                                  # only seconds 2, 3, 4 have boxes
+    # --stride 0.5: keys are whole seconds, so 1.5 s and 2.5 s read none (no rounding onto 0002 twice)
+    half = run_cli("predict.py", "--config", DEMO, "--weights", w, "--video_path", clip, "--proposals", bf,
+                   "--threshold", "0.0", "--stride", "0.5", "--output", tmp_path / "half.json", "--backend",
+                   "dygraph", *args)
+    kfs = json.loads((tmp_path / "half.json").read_text())["keyframes"]
+    with_boxes = [k["time"] for k in kfs if k["persons"]]
+    assert [k["time"] for k in kfs] == [t / 2 for t in range(11)] and with_boxes == [2.0, 3.0, 4.0]
+    assert "8 keyframes had no entry" in half.stdout and "5 of them fall between whole seconds" in half.stdout
+    # a container whose header reports no frame count (Matroska written to a pipe) is decoded to its end
+    import imageio_ffmpeg
+    raw = str(tmp_path / "test_0000.mkv")
+    with open(raw, "wb") as f:
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", clip, "-c:v", "mpeg4",
+                        "-f", "matroska", "-"], check=True, stdout=f)
+    assert cv2.VideoCapture(raw).get(cv2.CAP_PROP_FRAME_COUNT) <= 0
+    run_cli("predict.py", "--config", DEMO, "--weights", w, "--video_path", raw, "--proposals", bf,
+            "--threshold", "0.0", "--output", tmp_path / "raw.json", "--backend", "dygraph", *args)
+    assert [k["time"] for k in json.loads((tmp_path / "raw.json").read_text())["keyframes"]] == times
     kf = [k for k in res["keyframes"] if k["time"] == 2.0][0]
     assert len(kf["persons"]) == len(boxes["test_0000,0002"]) - 2               # the 2 low-score junk boxes go
     p = kf["persons"][0]
@@ -360,3 +442,32 @@ def test_keyframe_clips_from_a_cut_video_equal_the_frame_folder(tmp_path):
     (c1, r1, _), (c2, r2, _) = got
     assert c1.shape == c2.shape == (8, 3, 128, 160) and np.array_equal(r1, r2)
     assert np.abs(c1 - c2).mean() < 0.05                      # the same frames, re-encoded once more
+
+
+def test_benchmark_scores_a_large_result_file_and_leaves_no_temporary_files(tmp_path):
+    """scripts/benchmark.py --sections ava_eval --quick: the capped and uncapped scorer on 200 k rows, JSON out;
+    everything it wrote under the temporary folder is gone afterwards."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "b.json"
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "benchmark.py"), "--sections", "ava_eval",
+                        "--quick", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, TMPDIR=str(tmp)))
+    assert p.returncode == 0, p.stderr[-2000:]
+    res = json.loads(out.read_text())["ava_eval"]
+    assert res["capacity_50"]["rows"] == res["no_cap"]["rows"] == 199920
+    assert res["capacity_50"]["keyframes"] == 833 and res["capacity_50"]["peak_rss_mb"] > 0
+    assert res["capacity_50"]["mAP"] != res["no_cap"]["mAP"]      # 240 rows per keyframe: the cap decides
+    assert os.listdir(tmp) == []
+
+
+def test_the_ava_action_list_ships_with_the_project():
+    """configs/slowfast_ava.yaml's label map is the shipped AVA v2.1 list: the 60 evaluated of the 80 actions."""
+    from paddlevideo.engine.common import label_map_path
+    path = label_map_path(load_config(AVA))
+    assert os.path.isfile(path) and path.startswith(os.path.join(ROOT, "data", "dataset"))
+    names, ids = read_label_map(path)
+    assert len(ids) == 60 and names[64] == "fight/hit (a person)" and names[54] == "smoke"
+    assert names[15] == "answer phone" and 2 not in ids and 80 in ids
+    text = open(path).read()
+    assert text.count("# not evaluated: item") == 20 and "CC BY 4.0" in text

@@ -232,3 +232,14 @@ def test_a_rank_that_never_arrives_is_named_instead_of_waited_for(tmp_path):
     log0 = (tmp_path / "log" / "workerlog.0").read_text(errors="replace")
     assert p.returncode != 0 and time.time() - t0 < 100
     assert "error: rank 0: rank(s) 1 did not reach the gathering of results within 3 s" in log0, log0[-2000:]
+
+
+def test_failure_diagnosis_reads_only_the_launchers_worker_logs(tmp_path):
+    """Other files in the log folder (a backup, notes, the exit status) are not worker logs."""
+    from paddlevideo.engine.parallel import diagnose
+    (tmp_path / "workerlog.0").write_text("epoch 0\nTraceback (most recent call last):\n  ValueError: x\n")
+    (tmp_path / "workerlog.1").write_text("epoch 0\nError Message Summary: lost\n")
+    for other in ("workerlog.0.bak", "workerlog.old", "notes.txt", "exit_status"):
+        (tmp_path / other).write_text("anything\n")
+    line = diagnose(str(tmp_path), "predict")
+    assert line.startswith("rank 0 failed with an error") and "--resume" in line

@@ -203,3 +203,51 @@ def test_a_new_run_starts_a_new_log(work, full_run, tmp_path):
     assert (save / "TSM_log.jsonl.old").read_text() == old
     steps = [json.loads(line)["step"] for line in (save / "TSM_log.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and json.loads((save / "TSM_log.jsonl").read_text().splitlines()[-1])["epoch"] == 0
+
+
+def test_resume_auto_continues_the_latest_run_not_an_older_one_in_the_same_folder(work, full_run, tmp_path):
+    """An old 2-epoch run leaves TSM_epoch1 in the folder; a new run there writes TSM_epoch0 and is 'killed' before
+    its final checkpoint: --resume auto continues the new run's epoch 0, not the old run's further epoch 1."""
+    import shutil
+    save = tmp_path / "reused"
+    shutil.copytree(work / "full", save)
+    old_id = json.loads((save / "TSM_epoch1.state.json").read_text())["run_id"]
+    train(work, save, "--epoch", 1)
+    new_id = json.loads((save / "TSM_epoch0.state.json").read_text())["run_id"]
+    assert new_id != old_id and json.loads((save / "TSM_run.json").read_text())["run_id"] == new_id
+    for ext in (".pdparams", ".pdopt", ".yaml", ".state.json"):
+        os.remove(save / ("TSM_final" + ext))           # as if killed after epoch 0
+    out = train(work, save, "--epoch", 2, "--resume", "auto")
+    assert "not TSM_epoch1 (an older run ({}); the latest run in this folder is {})".format(old_id, new_id) \
+        in out.stdout, out.stdout
+    assert "continuing TSM_epoch0" in out.stdout and "Epoch 1 finished" in out.stdout
+    assert "Epoch 0 finished" not in out.stdout
+    lines = [json.loads(x) for x in (save / "TSM_log.jsonl").read_text().splitlines()]
+    assert {x["run_id"] for x in lines} == {new_id} and [x["epoch"] for x in lines if x["type"] == "epoch"] == [0, 1]
+    assert json.loads((save / "TSM_epoch1.state.json").read_text())["run_id"] == new_id
+
+
+def test_a_checkpoint_config_is_complete_and_means_the_same_files_from_any_folder(work, tmp_path):
+    """Train in folder a (its config names labels.txt and train.list relative to itself), predict from folder b
+    that holds another labels.txt: the checkpoint's own labels are used; NAME.yaml holds every key, paths absolute."""
+    import yaml
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "labels.txt").write_text("alpha\nbeta\n")
+    (b / "labels.txt").write_text("wrong_x\nwrong_y\n")
+    (a / "train.list").write_text("".join("{} {}\n".format(clip(n), y) for n, y in CLIPS * 2))
+    (a / "cfg.yaml").write_text(
+        "MODEL: {name: TSM, num_classes: 2, seg_num: 4, num_layers: 18, label_list: labels.txt, pretrain: null}\n"
+        "TRAIN: {filelist: train.list, short_size: 72, target_size: 64, batch_size: 8, epoch: 1}\n"
+        "INFER: {short_size: 72, target_size: 64}\n")
+    run_cli("train.py", "--config", "cfg.yaml", "--valid_interval", 0, "--save_dir", "ck", cwd=a)
+    saved = yaml.safe_load((a / "ck" / "TSM_final.yaml").read_text())
+    assert saved["MODEL"]["label_list"] == str(a / "labels.txt")
+    assert saved["TRAIN"]["filelist"] == str(a / "train.list")
+    assert saved["TEST"]["num_clips"] == 1 and saved["VALID"]["short_size"] == 256 and saved["TEST"]["capacity"] == 50
+    assert saved["INFER"]["target_size"] == 64 and "flip" in saved["TRAIN"] and "epoch" in saved["TRAIN"]
+    run_cli("predict.py", "--weights", a / "ck" / "TSM_final.pdparams", "--video_path", clip("arm_wrestling.mp4"),
+            "--output", "p.json", "--backend", "dygraph", cwd=b)
+    top = json.loads((b / "p.json").read_text())[0]["top_k"]
+    assert {t["label"] for t in top} == {"alpha", "beta"}

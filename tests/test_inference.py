@@ -128,3 +128,29 @@ def test_int8_and_bf16_agree_with_fp32_on_real_clips(tmp_path, write_list):
     nocal = run_cli("predict.py", "--config", TSM_SMALL, *opts, "-o", "VALID.filelist=null", "--weights", w,
                     "--video_path", clips[0], "--precision", "int8", "--cache_dir", tmp_path / "c2", check=False)
     assert nocal.returncode == 2 and "--calibration LIST" in nocal.stderr, nocal.stderr
+
+
+def test_auto_falls_back_only_when_the_onnx_path_cannot_take_the_model(tmp_path, monkeypatch, capfd):
+    """--backend auto: a model paddle2onnx cannot convert runs on Paddle Inference (one warning line); any other
+    error (a bug) propagates; an explicit --backend onnxruntime says to use the other backend."""
+    from paddlevideo import UserError
+    from paddlevideo.engine import backends
+    cfg = load_config(TSM_SMALL, ["MODEL.num_classes=3", "MODEL.seg_num=2", "MODEL.width=16",
+                                  "INFER.short_size=32", "INFER.target_size=32"])
+    paddle.seed(0)
+    w = str(tmp_path / "w.pdparams")
+    paddle.save(build_model(cfg).state_dict(), w)
+
+    def unsupported(prefix, opset=13):
+        raise backends.OnnxUnsupported("paddle2onnx cannot convert {} (no such op)".format(prefix))
+    monkeypatch.setattr(backends, "to_onnx", unsupported)
+    runner, used = backends.make_runner(cfg, "infer", w, "auto", cache_dir=str(tmp_path))
+    assert used == "paddle-inference" and "onnxruntime path unavailable (paddle2onnx cannot" in capfd.readouterr().err
+    with pytest.raises(UserError, match="pass --backend paddle-inference"):
+        backends.make_runner(cfg, "infer", w, "onnxruntime", cache_dir=str(tmp_path))
+
+    def bug(prefix, opset=13):
+        raise KeyError("a bug, not an unsupported model")
+    monkeypatch.setattr(backends, "to_onnx", bug)
+    with pytest.raises(KeyError, match="a bug"):
+        backends.make_runner(cfg, "infer", w, "auto", cache_dir=str(tmp_path))

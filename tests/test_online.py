@@ -7,6 +7,7 @@ import pytest
 
 from conftest import ROOT
 from paddlevideo import UserError, build_model, load_config
+from paddlevideo.data import transforms
 from paddlevideo.data.transforms import normalize_pack
 from paddlevideo.engine.online import OnlineRecognizer
 
@@ -36,8 +37,12 @@ def saved(tmp_path_factory):
 def test_streamed_frame_logits_equal_the_offline_online_model(saved, name, backend):
     d, models = saved
     cfg, model, w = models[name]
+    # frames already target_size² while short_size is 72: the offline reader resizes them (72²) and crops 64² —
+    # the stream must see the same pixels
     frames = (np.random.RandomState(0).rand(6, 64, 64, 3) * 255).astype("uint8")
-    x = normalize_pack(frames, 6, 1, cfg.MODEL.image_mean, cfg.MODEL.image_std)[None]
+    m = cfg.mode("infer")
+    m["seg_num"] = 6
+    x = transforms.test_views(frames, m)                                              # the offline reader
     ref_frames = model.forward_frames(paddle.to_tensor(x)).numpy()[0]
     ref_clip = model(paddle.to_tensor(x)).numpy()[0]
     rec = OnlineRecognizer(cfg, w, backend=backend, cache_dir=str(d), window=3)
@@ -55,8 +60,11 @@ def test_frames_are_transformed_and_only_online_models_stream(saved):
     cfg, model, w = models["mv2"]
     rec = OnlineRecognizer(cfg, w, backend="dygraph")
     frame = (np.random.RandomState(1).rand(64, 64, 3) * 255).astype("uint8")
-    np.testing.assert_array_equal(rec.transform(frame), normalize_pack(frame[None], 1, 1, cfg.MODEL.image_mean,
-                                                                       cfg.MODEL.image_std))  # at size: unchanged
+    m = cfg.mode("infer")
+    m["seg_num"] = 1
+    np.testing.assert_array_equal(rec.transform(frame), transforms.test_views(frame[None], m)[0])   # resized like offline
+    assert not np.array_equal(rec.transform(frame), normalize_pack(frame[None], 1, 1, cfg.MODEL.image_mean,
+                                                                    cfg.MODEL.image_std))
     assert rec.transform(np.zeros((90, 160, 3), "uint8")).shape == (1, 3, 64, 64)     # short side 72, centre 64
     with pytest.raises(UserError, match="MODEL.shift_mode: online"):
         OnlineRecognizer(load_config(TSM_SMALL), None, backend="dygraph")
@@ -122,7 +130,7 @@ def test_a_network_stream_that_stops_is_retried_then_reported_in_one_line(saved,
     assert p.returncode == 2 and len(lines) > 3                        # what came before the stop is kept
     assert "reconnect attempt 1/1" in p.stderr and "Traceback" not in p.stderr
     err = [s for s in p.stderr.splitlines() if s.startswith("error:")]
-    assert len(err) == 1 and "stopped delivering frames after 1 reconnect attempts" in err[0]
+    assert len(err) == 1 and "stopped delivering frames after 1 consecutive failed reconnect attempts" in err[0]
     bad = run_cli("predict.py", "--config", MV2_ONLINE, *sum((["-o", o] for o in SMALL), []), "--weights", w,
                   "--online", "--source", "7", "--backend", "dygraph", check=False)
     assert bad.returncode == 2 and "camera 7 cannot be opened" in bad.stderr and "Traceback" not in bad.stderr
@@ -145,3 +153,79 @@ def test_int8_streaming_tracks_fp32(saved, tmp_path):
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
     with pytest.raises(UserError, match="int8 \\(onnxruntime\\)"):
         OnlineRecognizer(cfg8, w, backend="paddle-inference", cache_dir=str(d))
+
+
+def test_a_stopped_consumer_leaves_no_thread_or_capture(saved):
+    """max_steps, an exception in a step: 20 library calls in one process leave no reader thread blocked on a full
+    queue and no capture open."""
+    import threading
+    from conftest import clip
+    from paddlevideo.engine.stream import FrameReader, run_stream
+    d, models = saved
+    cfg, model, w = models["mv2"]
+    rec = OnlineRecognizer(cfg, w, backend="dygraph")
+    before = threading.active_count()
+    step = rec.step
+    calls = []
+
+    def failing(frame):
+        calls.append(1)
+        if len(calls) % 2 == 0:
+            raise RuntimeError("a step failed")
+        return step(frame)
+    for k in range(20):
+        if k % 2:
+            rec.step = failing
+            with pytest.raises(RuntimeError, match="a step failed"):
+                run_stream(cfg, clip("mmaction2_test.mp4"), recognizer=rec, output=os.devnull)
+            rec.step = step
+        else:
+            assert run_stream(cfg, clip("mmaction2_test.mp4"), recognizer=rec, max_steps=2,
+                              output=os.devnull)["steps"] == 2
+    assert threading.active_count() == before and FrameReader.open_captures == 0
+
+
+def test_reconnects_count_consecutive_failures_with_back_off(tmp_path):
+    """A local stream server stopped and restarted 6 times: the reader keeps going (a budget of 2 consecutive
+    attempts is never spent while each restart succeeds), counts and reports every reconnect, then ends when the
+    server stays down."""
+    import subprocess
+    import threading
+    import time
+    from conftest import clip
+    from paddlevideo.engine.stream import FrameReader
+    port = _free_port()
+    url = "http://127.0.0.1:{}".format(port)
+    restarts, stop = [], threading.Event()
+
+    def serve():
+        for _ in range(6):
+            if stop.is_set():
+                break
+            p = subprocess.Popen([_ffmpeg(), "-loglevel", "error", "-re", "-i", clip("mmaction2_test.mp4"), "-t",
+                                  "0.7", "-c:v", "mpeg4", "-q:v", "5", "-f", "mpegts", "-listen", "1", url],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+            restarts.append(1)
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    time.sleep(0.5)
+    reader = FrameReader(url, reconnect=2, retry_delay=0.3, max_delay=0.6)
+    reader.start()
+    frames, deadline = 0, time.time() + 90
+    try:
+        while time.time() < deadline:
+            item = reader.get()
+            if item is None:
+                break
+            frames += 1
+    finally:
+        stop.set()
+        reader.close()
+        server.join(40)
+    assert len(restarts) == 6 and reader.reconnects >= 6 and frames > 6 * 5, (reader.reconnects, frames)
+    assert "after 2 consecutive failed reconnect attempts ({} in total)".format(reader.reconnects) in reader.error
+    assert FrameReader.open_captures == 0

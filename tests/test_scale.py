@@ -145,6 +145,12 @@ def test_sigkill_then_resume_equals_uninterrupted(one):
     assert not (out / "f" / "features.json").exists() and not (out / "p.json").exists()
     done = sum(f.read_text().count("\n") for f in parts.glob("*.jsonl"))
     assert 3 <= done < 14
+    other = paddle.load(str(d / "w.pdparams"))                 # other weights: the resume must not mix them in
+    other["fc.bias"] = other["fc.bias"] + 1
+    paddle.save(other, str(out / "other.pdparams"))
+    refused = cli("predict", d, out, "--resume", "--weights", out / "other.pdparams")
+    assert refused.returncode == 2 and "holds the outputs of another run (weights " in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "rerun without --resume" in refused.stderr
     r = cli("predict", d, out, "--resume")                     # one process finishes what the two did not
     assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
     assert "[FEATURES] resuming: {} of 14 videos already written".format(done) in r.stdout
@@ -170,10 +176,22 @@ def test_parts_skip_cut_lines_and_changed_list(tmp_path):
     assert [x["index"] for x in r.merged(items)] == [0, 1, 2]
     moved = [("/v/a.mp4", 0), ("/v/z.mp4", 1), ("/v/b.mp4", 1)]   # the list changed: position 2 is redone
     assert Parts(str(tmp_path / "o.parts"), resume=True).start(moved) == [1, 2]
-    with pytest.raises(Exception, match="2 of 3 videos have no output line"):
-        list(Parts(str(tmp_path / "o.parts")).merged(moved))
-    write_array(str(tmp_path / "o.json"), r.merged(items), head={"model": "TSM"}, key="videos")
-    assert [v["index"] for v in json.loads((tmp_path / "o.json").read_text())["videos"]] == [0, 1, 2]
+    with pytest.raises(Exception, match="2 of 3 videos have no output line"):   # a failed merge leaves no file
+        write_array(str(tmp_path / "failed.json"), Parts(str(tmp_path / "o.parts")).merged(moved),
+                    head={"model": "TSM", "note": "a [head] with ] and }"}, key="videos")
+    assert not list(tmp_path.glob("failed.json*"))
+    ident = {"weights": "ab12", "INFER.num_clips": 1, "backend": "onnxruntime", "precision": "fp32"}
+    Parts(str(tmp_path / "i.parts")).start(items, ident)
+    assert Parts(str(tmp_path / "i.parts"), resume=True).start(items, dict(ident)) == [0, 1, 2]
+    with pytest.raises(Exception, match=r"another run \(INFER.num_clips 1 there, 3 now; precision \"fp32\" there, "
+                                        r"\"int8\" now\); rerun without --resume"):
+        Parts(str(tmp_path / "i.parts"), resume=True).start(items, dict(ident, precision="int8", **{"INFER.num_clips": 3}))
+    with pytest.raises(Exception, match="has no record of what wrote it"):          # parts without an identity
+        Parts(str(tmp_path / "o.parts"), resume=True).start(items, ident)
+    write_array(str(tmp_path / "o.json"), r.merged(items), head={"model": "TSM", "failed": [], "n": {"a": 1}},
+                key="videos")
+    whole = json.loads((tmp_path / "o.json").read_text())
+    assert [v["index"] for v in whole["videos"]] == [0, 1, 2] and whole["n"] == {"a": 1} and whole["failed"] == []
     write_array(str(tmp_path / "o.jsonl"), r.merged(items))
     assert [json.loads(x)["index"] for x in (tmp_path / "o.jsonl").read_text().splitlines()] == [0, 1, 2]
 
@@ -184,3 +202,32 @@ def test_resume_and_sharding_need_an_output(setup):
     cfg = load_config(SMALL, ["MODEL.num_classes=3", "MODEL.seg_num=4"])
     with pytest.raises(UserError, match="--resume needs --output FILE and/or --features DIR"):
         predict(cfg, filelist=str(setup / "list.txt"), weights=str(setup / "w.pdparams"), resume=True)
+
+
+def test_a_library_evaluation_without_save_dir_under_a_launch_shares_one_temporary_folder(one, tmp_path):
+    """evaluate_model(save_dir=None) on 2 launched ranks: rank 0's temporary folder is every rank's, the numbers
+    equal one process, and the folder is gone afterwards."""
+    d = one
+    script = tmp_path / "ev.py"
+    script.write_text(
+        "import json, sys\n"
+        "sys.path.insert(0, {root!r})\n"
+        "from paddlevideo import load_config\n"
+        "from paddlevideo.engine.evaluate import evaluate_model\n"
+        "over = ['MODEL.num_classes=3', 'MODEL.seg_num=4', 'TEST.short_size=72', 'TEST.target_size=64',\n"
+        "        'TEST.num_reader_threads=1', 'TEST.filelist={lst}']\n"
+        "res = evaluate_model(load_config({cfg!r}, over), 'TSM', weights={w!r}, backend='dygraph')\n"
+        "if res is not None:\n"
+        "    json.dump({{k: res[k] for k in ('top1_acc', 'loss', 'num_evaluated')}}, open({out!r}, 'w'))\n".format(
+            root=ROOT, lst=d / "list.txt", cfg=SMALL, w=str(d / "w.pdparams"), out=str(tmp_path / "res.json")))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    p = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
+                        str(tmp_path / "log"), str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    ref = json.loads((d / "e1" / "TSM_eval.json").read_text())
+    got = json.loads((tmp_path / "res.json").read_text())
+    assert got == {k: ref[k] for k in ("top1_acc", "loss", "num_evaluated")}
+    assert not [x for x in os.listdir(tmp) if x.startswith("pv_eval_")]

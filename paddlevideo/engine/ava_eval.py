@@ -5,6 +5,12 @@ NumPy step for step so that the number is the official one on the same files:
 * rows whose action id is not in the label map are dropped (GT and detections); keys are
   ``video,%04d`` (``902`` = ``0902``); each key's rows are ordered by descending score (the GT's 8th column,
   the person id, is read as its "score") through the same heap the official reader uses;
+* **capacity** (the official ``get_ava_performance.py`` reads the detections with ``capacity=50``, the GT with
+  0): per key, after the label-map filter, rows go into a min-heap of ``(score, action_id, y1, x1, y2, x2)``
+  tuples — pushed while the key holds fewer than ``capacity``, otherwise ``heapreplace`` only when the new score
+  is strictly greater than the heap's smallest (ties at the boundary broken by tuple order, as ``heapq`` does) —
+  then each key's survivors are sorted by descending score (Python's stable sort of the heap's list).
+  ``capacity`` 0 keeps every row: the number PaddleVideo's and mmaction2's copies of the evaluator give;
 * excluded keys are skipped for GT and detections;
 * per key and class: detections with ``x2 <= x1`` or ``y2 <= y1`` are dropped, the rest sorted by
   ``argsort(score)[::-1]``; each takes the GT box of its class with the highest IoU (continuous
@@ -25,8 +31,12 @@ import numpy as np
 from ..data.ava import Problems, image_key, read_exclusions, read_label_map
 
 
-def read_csv(path, whitelist, problems):
-    """``(boxes, labels, scores)``: dicts key → lists, boxes as ``[y1, x1, y2, x2]``, in the official order."""
+OFFICIAL_CAPACITY = 50   # detections kept per keyframe by the official evaluation (get_ava_performance.py)
+
+
+def read_csv(path, whitelist, problems, capacity=0):
+    """``(boxes, labels, scores)``: dicts key → lists, boxes as ``[y1, x1, y2, x2]``, in the official order.
+    ``capacity`` > 0 keeps only each key's ``capacity`` best rows (the official heap; memory: capacity × keys)."""
     entries = defaultdict(list)
     with open(path, newline="") as f:
         for n, row in enumerate(csv.reader(f), 1):
@@ -44,10 +54,14 @@ def read_csv(path, whitelist, problems):
                 continue
             if whitelist and action not in whitelist:
                 continue
-            heapq.heappush(entries[key], (score, action, y1, x1, y2, x2))
+            heap = entries[key]
+            if capacity < 1 or len(heap) < capacity:
+                heapq.heappush(heap, (score, action, y1, x1, y2, x2))
+            elif score > heap[0][0]:
+                heapq.heapreplace(heap, (score, action, y1, x1, y2, x2))
     boxes, labels, scores = defaultdict(list), defaultdict(list), defaultdict(list)
-    for key in entries:
-        for score, action, y1, x1, y2, x2 in sorted(entries[key], key=lambda t: -t[0]):
+    for key in list(entries):
+        for score, action, y1, x1, y2, x2 in sorted(entries.pop(key), key=lambda t: -t[0]):
             boxes[key].append([y1, x1, y2, x2])
             labels[key].append(action)
             scores[key].append(score)
@@ -133,7 +147,7 @@ def frame_map(gt, det, class_ids, excluded=(), iou_threshold=0.5):
         valid = np.logical_and(b[:, 0] < b[:, 2], b[:, 1] < b[:, 3])
         b, s, c = b[valid], s[valid], c[valid]
         gb, gc = gt_db.get(key, empty)
-        for k in range(num_class):
+        for k in np.unique(c[(c >= 0) & (c < num_class)]):      # a class without detections here adds nothing
             sc, tp = tp_fp_single_class(b[c == k], s[c == k], gb[gc == k], iou_threshold)
             if sc.shape[0] > 0:
                 per_scores[k].append(sc)
@@ -149,9 +163,15 @@ def frame_map(gt, det, class_ids, excluded=(), iou_threshold=0.5):
     return mean, {k + 1: float(ap[k]) for k in range(num_class)}
 
 
-def evaluate_files(gt_csv, det_csv, label_map, exclude=None, iou=0.5, problems=None):
+def evaluate_files(gt_csv, det_csv, label_map, exclude=None, iou=0.5, problems=None, capacity=OFFICIAL_CAPACITY):
     """Score a detection CSV against a GT CSV.  Returns ``{"mAP", "per_class": {name: AP} (classes with GT),
-    "classes_without_gt": [names], "iou", "num_gt_keyframes", "num_detection_keyframes", "skipped_rows"}``."""
+    "classes_without_gt": [names], "iou", "capacity", "num_gt_keyframes", "num_detection_keyframes",
+    "skipped_rows"}``.  ``capacity``: detections kept per keyframe (50: the official evaluation; 0: every row,
+    PaddleVideo's/mmaction2's numbers)."""
+    if capacity is None or int(capacity) < 0:
+        from ..errors import UserError
+        raise UserError("capacity must be >= 0 (50: the official AVA evaluation, 0: no cap), got {}".format(capacity))
+    capacity = int(capacity)
     problems = problems if problems is not None else Problems()
     names, ids = read_label_map(label_map)
     for path, what in ((gt_csv, "--gt"), (det_csv, "--detections")):
@@ -160,13 +180,13 @@ def evaluate_files(gt_csv, det_csv, label_map, exclude=None, iou=0.5, problems=N
             raise UserError("{} {} not found".format(what, path))
     excluded = read_exclusions(exclude, problems)
     gt = read_csv(gt_csv, ids, problems)
-    det = read_csv(det_csv, ids, problems)
+    det = read_csv(det_csv, ids, problems, capacity)
     mean, ap = frame_map(gt, det, ids, excluded, iou)
     per_class = {names[i]: ap[i] for i in names if np.isfinite(ap.get(i, np.nan))}
     return {"mAP": mean if np.isfinite(mean) else None, "per_class": per_class,
             "per_class_id": {str(i): ap[i] for i in names if np.isfinite(ap.get(i, np.nan))},
             "classes_without_gt": [names[i] for i in names if not np.isfinite(ap.get(i, np.nan))],
-            "iou": iou, "num_gt_keyframes": len([k for k in gt[0] if k not in excluded]),
+            "iou": iou, "capacity": capacity, "num_gt_keyframes": len([k for k in gt[0] if k not in excluded]),
             "num_detection_keyframes": len([k for k in det[0] if k not in excluded]),
             "skipped_rows": problems.total(), "skipped": dict(problems.counts)}
 

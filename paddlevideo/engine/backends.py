@@ -129,6 +129,12 @@ class InferenceRunner:
         return outs if self.all_outputs else outs[0]
 
 
+class OnnxUnsupported(Exception):
+    """The model cannot take the ONNX Runtime path: paddle2onnx cannot convert it, or ONNX Runtime cannot load the
+    converted graph.  The only error ``--backend auto`` falls back on (to Paddle Inference); anything else is a bug
+    and propagates."""
+
+
 def to_onnx(prefix, opset=13):
     """Convert an exported model to ``prefix.onnx`` with paddle2onnx (once); return the path.  ``opset``: 13,
     16 for the detector (ONNX RoiAlign's aligned mode, see models.onnx_opset)."""
@@ -142,9 +148,16 @@ def to_onnx(prefix, opset=13):
         if quiet.enabled():
             from paddle2onnx.utils import logging as p2o_log
             p2o_log.log_level = 0            # its Python log lines (errors stay)
-        with quiet.hidden((1, 2)):
-            paddle2onnx.export(model_file(prefix), prefix + ".pdiparams", tmp, opset_version=opset,
-                               enable_onnx_checker=True, optimize_tool="None")   # 'None': no pip installs at run time
+        try:
+            with quiet.hidden((1, 2)):
+                paddle2onnx.export(model_file(prefix), prefix + ".pdiparams", tmp, opset_version=opset,
+                                   enable_onnx_checker=True, optimize_tool="None")   # 'None': no pip installs
+        except Exception as e:  # noqa: BLE001  (whatever the converter raises means: not convertible)
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise OnnxUnsupported("paddle2onnx cannot convert {} ({})".format(prefix, _last_line(e)))
+        if not os.path.isfile(tmp):
+            raise OnnxUnsupported("paddle2onnx wrote no model for {}".format(prefix))
         os.replace(tmp, out)
     return out
 
@@ -163,7 +176,12 @@ class OnnxRunner:
         so.log_severity_level = 3
         if not spin:      # idle threads sleep instead of spinning: loader workers get the cycles (measured +13-35 %)
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+        except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidGraph,
+                ort.capi.onnxruntime_pybind11_state.NotImplemented, ort.capi.onnxruntime_pybind11_state.InvalidArgument,
+                ort.capi.onnxruntime_pybind11_state.InvalidProtobuf) as e:
+            raise OnnxUnsupported("ONNX Runtime cannot load {} ({})".format(onnx_path, _last_line(e)))
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.all_outputs = all_outputs
 
@@ -220,13 +238,33 @@ def make_runner(cfg, mode, weights, backend="auto", cpu_threads=None, cache_dir=
             backend = "dygraph" if not exported else "paddle-inference"
         else:
             try:
-                return make_runner(cfg, mode, weights, "onnxruntime", cpu_threads, cache_dir, exported, output, spin)
-            except UserError:
-                raise
-            except Exception as e:  # a conversion the toolchain does not support: take the other fast path
-                print("warning: onnxruntime path unavailable ({}); using Paddle Inference".format(
-                    str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__), file=sys.stderr)
+                return _make_resolved(cfg, mode, weights, "onnxruntime", cpu_threads, cache_dir, exported, output,
+                                      spin)
+            except OnnxUnsupported as e:  # a conversion the toolchain does not support: take the other fast path
+                print("warning: onnxruntime path unavailable ({}); using Paddle Inference".format(e), file=sys.stderr)
                 backend = "paddle-inference"
+    return _make(cfg, mode, weights, backend, cpu_threads, cache_dir, exported, output, spin)
+
+
+def _last_line(e):
+    text = str(e).strip()
+    return text.splitlines()[-1] if text else type(e).__name__
+
+
+def _make(cfg, mode, weights, backend, cpu_threads, cache_dir, exported, output, spin):
+    """:func:`make_runner` for a resolved backend; an explicit ``onnxruntime`` that cannot take the model is a user
+    error naming the other backends."""
+    try:
+        return _make_resolved(cfg, mode, weights, backend, cpu_threads, cache_dir, exported, output, spin)
+    except OnnxUnsupported as e:
+        if backend != "onnxruntime":
+            raise
+        raise UserError("{}; pass --backend paddle-inference (or auto)".format(e))
+
+
+def _make_resolved(cfg, mode, weights, backend, cpu_threads, cache_dir, exported, output, spin):
+    m = cfg.mode(mode)
+    precision = m.precision
     if backend == "dygraph" and not exported:
         return dygraph_runner(_build(cfg, weights, output)), "dygraph"
     if backend == "dygraph":

@@ -9,6 +9,10 @@
   global step, learning rate, the run's seed (every random stream of epoch e derives from
   (seed, e)) and, for a mid-epoch checkpoint, Paddle's RNG state (base64 pickle).
 
+Every run has an identity (``run_id``, in every checkpoint's state, every log line and ``NAME_run.json``, which
+names the run most recently started or continued in the folder): ``--resume auto`` continues that run only, never
+an older run's further checkpoint left in the same folder.
+
 ``NAME_epoch{N}`` is written after epoch N; ``NAME_interrupted`` when Ctrl-C / SIGTERM stops a run
 mid-epoch.  Files are written to temporary names and renamed; an old state file is removed first
 and the new one renamed last, so a checkpoint is complete exactly when its state file exists and
@@ -99,11 +103,44 @@ def run_differences(cfg, base):
     return diff
 
 
+RUN_EXT = "_run.json"
+
+
+def new_run_id():
+    """A fresh run identity: start time and a random suffix, e.g. ``20261207-003512-4f2a9c``."""
+    import time
+    import uuid
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def latest_run(save_dir, name):
+    """The run most recently started or continued in ``save_dir`` (``NAME_run.json``): a dict with ``run_id``,
+    or None (a folder written before runs had identities)."""
+    try:
+        with open(os.path.join(save_dir, name + RUN_EXT)) as f:
+            run = json.load(f)
+        return run if isinstance(run, dict) and run.get("run_id") else None
+    except (OSError, ValueError):
+        return None
+
+
+def mark_run(save_dir, name, run_id, resumed_from=None):
+    """Record ``run_id`` as the folder's latest run (atomically)."""
+    import time
+    path = os.path.join(save_dir, name + RUN_EXT)
+    tmp = "{}.tmp{}".format(path, os.getpid())
+    with open(tmp, "w") as f:
+        json.dump({"run_id": run_id, "time": round(time.time(), 3), "resumed_from": resumed_from}, f, indent=1)
+    os.replace(tmp, path)
+
+
 def find_latest(save_dir, name, cfg=None):
     """The prefix of the complete checkpoint of ``name`` in ``save_dir`` that is furthest along
-    (``NAME_epoch{N}`` or ``NAME_interrupted``) among those of the same run as ``cfg`` (see
-    :func:`run_differences`), or None; and ``[(prefix, reason)]`` for the complete checkpoints passed over."""
+    (``NAME_epoch{N}`` or ``NAME_interrupted``) among those of the latest run (:func:`latest_run`) and of the
+    same network and list as ``cfg`` (see :func:`run_differences`), or None; and ``[(prefix, reason)]`` for the
+    complete checkpoints passed over."""
     best, best_point, passed = None, None, []
+    latest = latest_run(save_dir, name)
     patterns = (name + "_epoch*" + STATE_EXT, name + "_interrupted" + STATE_EXT)
     for pattern in patterns:
         for state_path in glob.glob(os.path.join(glob.escape(save_dir), pattern)):
@@ -112,8 +149,13 @@ def find_latest(save_dir, name, cfg=None):
                 continue
             try:
                 with open(state_path) as f:
-                    point = resume_point(json.load(f))
+                    state = json.load(f)
+                point = resume_point(state)
             except (OSError, ValueError, KeyError):
+                continue
+            if latest is not None and state.get("run_id") != latest["run_id"]:
+                passed.append((base, "an older run ({}); the latest run in this folder is {}".format(
+                    state.get("run_id") or "without an identity", latest["run_id"])))
                 continue
             diff = run_differences(cfg, base) if cfg is not None else []
             if diff:

@@ -5,8 +5,10 @@ frames every ``frame_interval`` frames *at 30 fps* (the training rate; rescaled 
 it.  Person boxes come from ``--proposals FILE`` or a person detector:
 
 * ``--proposals``: a pickle (AVA layout) or JSON ``{"<video stem>,<seconds %04d>": [[x1, y1, x2, y2(, score)],
-  ...]}`` with normalised boxes, kept by the evaluation's rule (score ≥ min(0.9, the keyframe's max));
-  keyframes without an entry get no boxes (reported);
+  ...]}`` with normalised boxes, kept by the evaluation's rule (score ≥ min(0.9, the keyframe's max)).  Keys are
+  whole seconds: the keyframe at ``t`` reads key ``t`` only when ``t`` is a whole second (``--stride 0.5``: the
+  keyframes at 1.5 s, 2.5 s read none — never a neighbour's), so no two keyframes read the same key.  A keyframe
+  without an entry takes its boxes from ``--detector`` when one is given, else it gets none (counted, one line);
 * a detector: any callable ``detector(frame RGB uint8 [H, W, 3]) -> [n, 5]`` (pixel x1, y1, x2, y2, score).
   The zero-download default is OpenCV's HOG people detector (:class:`HOGPersonDetector`); pass your own with
   ``--detector module:attribute`` (a class, instantiated without arguments, or a function), e.g. a
@@ -83,6 +85,25 @@ def read_box_file(path):
         raise UserError("--proposals {}: not a pickle/JSON dict of boxes ({})".format(path, e))
 
 
+def proposal_key(stem, t):
+    """The ``--proposals`` key of the keyframe at ``t`` seconds: ``stem,%04d`` when ``t`` is a whole second, else
+    None (no rounding: 1.5 s and 2.5 s must not both read ``0002``)."""
+    whole = round(t)
+    return "{},{:04d}".format(stem, int(whole)) if abs(t - whole) < 1e-6 else None
+
+
+def count_frames(video_path):
+    """Decode ``video_path`` to its end and count the frames (for containers whose header reports none)."""
+    cap = cv2.VideoCapture(video_path)
+    n = 0
+    try:
+        while cap.grab():
+            n += 1
+    finally:
+        cap.release()
+    return n
+
+
 def plan_keyframes(num_frames, fps, stride, clip_len, interval):
     """``[(time, key frame, clip frame indices)]`` (0-based frames) for keyframes every ``stride`` s."""
     if stride <= 0:
@@ -108,20 +129,26 @@ def detect_video(cfg, video_path, stride=1.0, proposals=None, detector=None, thr
     if cfg.MODEL.label_map:
         names, _ = read_label_map(label_map_path(cfg))
     boxes_file = read_box_file(proposals) if proposals else None
-    person = None if boxes_file is not None else load_detector(detector)
+    person = load_detector(detector) if boxes_file is None or detector else None
     w = None if exported and not weights else resolve_weights(cfg, weights, cache_dir)
     runner, used = make_runner(cfg, "infer", w, backend, cpu_threads, cache_dir, exported)
     cap = cv2.VideoCapture(video_path)
     if not cap.isOpened():
         raise UserError("OpenCV cannot open {}".format(video_path))
     fps = cap.get(cv2.CAP_PROP_FPS) or FPS
-    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    if not 0 < n < 1e8:                     # raw streams, piped mkv/ts: the header has no (or a junk) count
+        n = count_frames(video_path)
+        if n == 0:
+            cap.release()
+            raise UserError("{}: no frame could be decoded (an empty or broken video)".format(video_path))
+    n = int(n)
     plan = plan_keyframes(n, fps, stride, m.seg_num, m.frame_interval)
     stem = os.path.splitext(os.path.basename(video_path))[0]
     result = {"video": os.path.abspath(video_path), "fps": fps, "stride": stride, "backend": used,
               "threshold": threshold, "keyframes": []}
     needed = {int(j) for _, key, idx in plan for j in list(idx) + [key]}
-    frames, k, i, missing = {}, 0, 0, 0
+    frames, k, i, missing, between = {}, 0, 0, 0, 0
     while k < len(plan):
         ok = cap.grab()
         if ok and i in needed:
@@ -136,12 +163,13 @@ def detect_video(cfg, video_path, stride=1.0, proposals=None, detector=None, thr
             clip = np.stack([frames[j] if j in frames else frames[have[-1]] for j in idx])
             keyimg = frames.get(key, clip[len(clip) // 2])
             h, wd = keyimg.shape[:2]
-            if boxes_file is not None:
-                b = boxes_file.get("{},{:04d}".format(stem, int(round(t))))
-                if b is None:
-                    missing += 1
-                    b = np.zeros((0, 5))
-                b = select_proposals(b)                  # score >= min(0.9, max), as in evaluation
+            key_name = proposal_key(stem, t) if boxes_file is not None else None
+            b = boxes_file.get(key_name) if key_name is not None else None
+            if boxes_file is not None and b is None:
+                missing += 1
+                between += key_name is None
+            if b is not None or (boxes_file is not None and person is None):
+                b = select_proposals(b if b is not None else np.zeros((0, 5)))   # score >= min(0.9, max)
                 scores = b[:, 4] if b.shape[1] > 4 else np.ones(len(b))
                 px = b[:, :4] * np.array([wd, h, wd, h])
             else:
@@ -155,14 +183,17 @@ def detect_video(cfg, video_path, stride=1.0, proposals=None, detector=None, thr
             break
         i += 1
     cap.release()
-    result["keyframes_without_boxes"] = missing
+    result["keyframes_without_boxes"] = missing if person is None else 0
+    result["keyframes_without_proposals"] = missing
     for kf in result["keyframes"]:
         acts = "; ".join("[{}] {}".format(", ".join("{:.0f}".format(v) for v in p["box"]),
                                            ", ".join("{} {:.2f}".format(a["label"], a["score"]) for a in p["actions"])
                                            or "-") for p in kf["persons"])
         log("[DETECT] t={:.2f}s  {} person(s)  {}".format(kf["time"], len(kf["persons"]), acts))
     if missing:
-        log("[DETECT] {} keyframes had no entry in {} (keys '{},<seconds %04d>')".format(missing, proposals, stem))
+        log("[DETECT] {} keyframes had no entry in {} (keys '{},<whole seconds %04d>'{}){}".format(
+            missing, proposals, stem, "; {} of them fall between whole seconds and read no key".format(between)
+            if between else "", ": their boxes came from the detector" if person is not None else ""))
     if output:
         write_json(output, result)
         log("[DETECT] results written to {}".format(output))

@@ -118,7 +118,6 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
     temporary folder that is removed, and the summary carries ``predictions`` (the list of records) instead."""
     import tempfile
     from . import parallel
-    from .records import Parts, open_runner, run_shard, tap, write_array
     m = cfg.mode("test")
     set_device(m.use_gpu)
     names = label_names(cfg)                 # a wrong MODEL.label_list stops now, not after the evaluation
@@ -126,12 +125,26 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
                        root=m.data_root)
     world, rank = parallel.init()
     temporary = save_dir is None
-    save_dir = save_dir or tempfile.mkdtemp(prefix="pv_eval_")
+    if temporary:                         # rank 0's temporary folder for every rank (their parts meet there)
+        save_dir = parallel.gather(tempfile.mkdtemp(prefix="pv_eval_") if rank == 0 else None, world)[0]
+    try:
+        return _evaluate_into(cfg, model_name, weights, log_interval, cache_dir, backend, cpu_threads, exported,
+                              save_dir, resume, items, names, m, world, rank, temporary)
+    finally:
+        if temporary and rank == 0:
+            import shutil
+            shutil.rmtree(save_dir, ignore_errors=True)
+
+
+def _evaluate_into(cfg, model_name, weights, log_interval, cache_dir, backend, cpu_threads, exported, save_dir,
+                   resume, items, names, m, world, rank, temporary):
+    """:func:`evaluate_model`'s run over ``items`` into ``save_dir``."""
+    from .records import Parts, open_runner, run_identity, run_shard, tap, write_array
     preds = os.path.join(save_dir, "{}_predictions.json".format(model_name))
-    parts = Parts(preds + ".parts", world, rank, resume)
-    todo = parts.start(items)
-    parts.report_resume("TEST", "evaluated", len(items))
     runner, used, w = open_runner(cfg, "test", weights, backend, cpu_threads, cache_dir, exported, world, rank)
+    parts = Parts(preds + ".parts", world, rank, resume)
+    todo = parts.start(items, run_identity(cfg, "test", w, exported, used))
+    parts.report_resume("TEST", "evaluated", len(items))
     t0 = time.time()
     shard = Metrics(m.num_classes)
 
@@ -153,11 +166,9 @@ def evaluate_model(cfg, model_name, weights=None, log_interval=0, skip_bad_lines
     for r in res["per_class"]:
         r["name"] = names[r["index"]]
     if temporary:
-        import shutil
         with open(preds) as f:
             res["predictions"] = json.load(f)
         del res["predictions_file"]
-        shutil.rmtree(save_dir, ignore_errors=True)
     return res
 
 

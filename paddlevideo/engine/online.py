@@ -194,11 +194,11 @@ class OnlineRecognizer:
         self.steps = 0
 
     def transform(self, frame):
-        """INFER's transforms on one RGB frame → ``[1, 3, S, S]``; a frame already S × S passes unchanged."""
+        """INFER's transforms on one RGB frame → ``[1, 3, S, S]``: the offline reader's (short side to
+        ``short_size``, centre ``target_size`` crop), whatever the frame's size, so online and offline see the same
+        pixels."""
         m = self.m
-        frames = np.asarray(frame)[None]
-        if frames.shape[1:3] != (m.target_size, m.target_size):
-            frames = center_crop(scale_short_side(frames, m.short_size, m.fixed_ratio), m.target_size)
+        frames = center_crop(scale_short_side(np.asarray(frame)[None], m.short_size, m.fixed_ratio), m.target_size)
         return normalize_pack(frames, 1, 1, m.image_mean, m.image_std)
 
     def step(self, frame):

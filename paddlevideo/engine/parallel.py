@@ -118,7 +118,9 @@ def diagnose(log_dir, mode="train"):
     import glob
     import re
     named, python_error, silent = {}, [], []
-    for path in sorted(glob.glob(os.path.join(log_dir, "workerlog.*")), key=lambda p: int(p.rsplit(".", 1)[-1])):
+    logs = [p for p in glob.glob(os.path.join(glob.escape(log_dir), "workerlog.*"))
+            if re.fullmatch(r"workerlog\.\d+", os.path.basename(p))]          # not workerlog.0.bak, notes, ...
+    for path in sorted(logs, key=lambda p: int(p.rsplit(".", 1)[-1])):
         rank = path.rsplit(".", 1)[-1]
         try:
             with open(path, errors="replace") as f:

@@ -9,7 +9,7 @@ from ..data.convert import unique_names
 from ..errors import UserError
 from .common import label_names, log, set_device
 from .evaluate import video_records
-from .records import Parts, open_runner, run_shard, save_npy, tap, write_array
+from .records import Parts, open_runner, run_identity, run_shard, save_npy, tap, write_array
 
 
 def _items(m, video_path, filelist, skip_bad_lines):
@@ -52,11 +52,12 @@ def predict(cfg, video_path=None, filelist=None, weights=None, output=None, topk
             return [], failed
     names = label_names(cfg)
     k = min(topk or m.topk, m.num_classes)
+    runner, used, w = open_runner(cfg, "infer", weights, backend, cpu_threads, cache_dir, exported, world, rank)
     parts = Parts(output + ".parts", world, rank, resume) if output else None
-    todo = parts.start(items) if parts else list(range(len(items)))
+    todo = parts.start(items, run_identity(cfg, "infer", w, exported, used, topk=k)) if parts \
+        else list(range(len(items)))
     if parts:
         parts.report_resume("INFER", "predicted", len(items))
-    runner, _, _ = open_runner(cfg, "infer", weights, backend, cpu_threads, cache_dir, exported, world, rank)
 
     def records(videos, sub, positions):
         return video_records(videos, sub, positions, m.average, k, names, labelled=False)
@@ -98,10 +99,10 @@ def extract_features(cfg, items, out_dir, weights=None, cache_dir=None, backend=
     files = unique_names([p for p, _ in items])
     parts = Parts(os.path.join(out_dir, "features.parts"), world, rank, resume,
                   complete=lambda r: "error" in r or os.path.isfile(os.path.join(out_dir, r.get("file", ""))))
-    todo = parts.start(items)
-    parts.report_resume("FEATURES", "written", len(items))
     runner, used, w = open_runner(cfg, "infer", weights, backend, cpu_threads, cache_dir, None, world, rank,
                                   output="features")
+    todo = parts.start(items, run_identity(cfg, "infer", w, None, used, output="features"))
+    parts.report_resume("FEATURES", "written", len(items))
 
     def records(videos, sub, positions):
         for idx, _, outputs, bad in videos:

@@ -69,15 +69,16 @@ def quantize_int8(fp32_onnx, out_path, clips):
     import onnx
     names = [i.name for i in onnx.load(fp32_onnx, load_external_data=False).graph.input]
     work = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(out_path)))
-    pre = os.path.join(work, "pre.onnx")
-    # the symbolic shape pass cannot follow the temporal shift's reshapes; ONNX shape inference suffices
-    quant_pre_process(fp32_onnx, pre, skip_symbolic_shape=True)
-    tmp = os.path.join(work, "int8.onnx")
-    quantize_static(pre, tmp, Reader(names), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    os.replace(tmp, out_path)
-    for f in os.listdir(work):
-        os.remove(os.path.join(work, f))
-    os.rmdir(work)
+    try:
+        pre = os.path.join(work, "pre.onnx")
+        # the symbolic shape pass cannot follow the temporal shift's reshapes; ONNX shape inference suffices
+        quant_pre_process(fp32_onnx, pre, skip_symbolic_shape=True)
+        tmp = os.path.join(work, "int8.onnx")
+        quantize_static(pre, tmp, Reader(names), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        os.replace(tmp, out_path)
+    finally:
+        import shutil
+        shutil.rmtree(work, ignore_errors=True)
     print("[int8] quantized with {} calibration clips -> {}".format(len(clips), out_path), file=sys.stderr)
     return out_path

@@ -9,6 +9,7 @@ With several machines the output folder must be on a filesystem all of them see 
 ``collect_results_cpu``); otherwise rank 0 finds videos without a line and says so.
 """
 import glob
+import hashlib
 import heapq
 import json
 import os
@@ -35,12 +36,45 @@ def _read(path):
                 yield rec
 
 
+IDENTITY_FILE = "identity.json"
+# the reader keys that change what a video's line holds (besides the network keys and the weights)
+VIEW_KEYS = ("num_clips", "num_crops", "average", "seg_num", "format", "short_size", "target_size", "fixed_ratio",
+             "frame_interval", "sampling", "image_mean", "image_std")
+
+
+def file_digest(paths):
+    """sha256 over the contents of ``paths`` (in the given order; missing ones skipped)."""
+    h = hashlib.sha256()
+    for path in paths:
+        if path and os.path.isfile(path):
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()
+
+
+def run_identity(cfg, mode, weights, exported, backend, output="logits", **extra):
+    """What produced a part folder's lines: ``{"weights": sha256 of the weights (or the exported files),
+    "MODEL.<network key>": value, "<MODE>.<view key>": value, "backend", "precision", "output", extra...}``.
+    A ``--resume`` with anything different is refused (:meth:`Parts.start`)."""
+    from ..config import NETWORK_KEYS
+    m, section = cfg.mode(mode), mode.upper()
+    files = [weights] if weights else [exported + e for e in (".pdiparams", ".pdmodel", ".json", ".onnx")]
+    ident = {"weights": file_digest(files)[:16]}
+    ident.update({"MODEL." + k: cfg.MODEL.get(k) for k in NETWORK_KEYS})
+    ident.update({"{}.{}".format(section, k): m[k] for k in VIEW_KEYS})
+    ident.update({"backend": backend, "precision": m.precision, "output": output})
+    ident.update(extra)
+    return json.loads(json.dumps(ident))         # the types a JSON file gives back (tuples -> lists)
+
+
 class Parts:
     """The part files of one output (``folder``), for rank ``rank`` of ``world``.
 
     ``complete(rec)``: whether a line's output is whole (features: its ``.npy`` exists); a line that is not is
     redone on resume.  A line only counts for the list position it names when it also names that position's
-    video (a changed list redoes what moved)."""
+    video (a changed list redoes what moved).  ``identity`` (:func:`run_identity`), written to the folder by a
+    fresh run: a resume whose identity differs stops with one line naming every differing key."""
 
     def __init__(self, folder, world=1, rank=0, resume=False, complete=None):
         self.folder, self.world, self.rank, self.resume = folder, world, rank, resume
@@ -53,7 +87,7 @@ class Parts:
         i = rec["index"]
         return 0 <= i < len(items) and rec.get("video") == items[i][0] and self.complete(rec)
 
-    def start(self, items):
+    def start(self, items, identity=None):
         """Clear the folder (a fresh run) or read what is finished (resume); return this rank's share of the
         list positions still to do, in increasing order."""
         if self.rank == 0 and not self.resume:
@@ -61,15 +95,44 @@ class Parts:
         parallel.barrier(self.world, "start of the outputs")             # cleared before anyone reads
         done = set()
         if self.resume:
+            self._check_identity(identity)
             for path in glob.glob(os.path.join(self.folder, "*.jsonl")):
                 done.update(rec["index"] for rec in _read(path) if self._valid(rec, items))
         parallel.barrier(self.world, "reading of the finished outputs")  # everyone read before anyone writes
         self.num_done = len(done)
         os.makedirs(self.folder, exist_ok=True)
+        ident_path = os.path.join(self.folder, IDENTITY_FILE)
+        if self.rank == 0 and identity is not None and not os.path.isfile(ident_path):
+            tmp = "{}.tmp{}".format(ident_path, os.getpid())
+            with open(tmp, "w") as f:
+                json.dump(identity, f, indent=1)
+            os.replace(tmp, ident_path)
         path = os.path.join(self.folder, "part-{:05d}-{}-{}.jsonl".format(self.rank, time.time_ns(), os.getpid()))
         self._f = open(path, "a", encoding="utf-8")
         todo = [i for i in range(len(items)) if i not in done]
         return todo[self.rank::self.world]
+
+    def _check_identity(self, identity):
+        """A resume continues only the run that wrote the folder: same weights, network, views, backend."""
+        if identity is None or not os.path.isdir(self.folder):
+            return
+        path = os.path.join(self.folder, IDENTITY_FILE)
+        how = "rerun without --resume to start over (its outputs are then cleared)"
+        if not os.path.isfile(path):
+            if glob.glob(os.path.join(self.folder, "*.jsonl")):
+                raise UserError("--resume: {} has no record of what wrote it ({} is missing), so it cannot be "
+                                "continued safely; {}".format(self.folder, IDENTITY_FILE, how))
+            return
+        try:
+            with open(path) as f:
+                old = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UserError("--resume: {} is unreadable ({}); {}".format(path, e, how))
+        diff = ["{} {} there, {} now".format(k, json.dumps(old.get(k)), json.dumps(identity.get(k)))
+                for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k)]
+        if diff:
+            raise UserError("--resume: {} holds the outputs of another run ({}); {}".format(
+                self.folder, "; ".join(diff), how))
 
     def report_resume(self, tag, verb, total):
         """Log how much an earlier run already did, e.g. ``[TEST] resuming: 9 of 14 videos already evaluated``."""
@@ -119,28 +182,40 @@ def tap(records, fn):
 def write_array(path, records, head=None, key=None):
     """Write ``records`` (an iterable of dicts) to ``path`` without holding them: a JSON array, one element per
     line, or JSON lines when ``path`` ends with ``.jsonl``; with ``head`` (a dict), a JSON object of ``head``'s
-    keys plus ``key``: the array.  Atomic (written beside, then renamed)."""
+    keys (each written by ``json.dumps``) plus ``key``: the array.  Atomic (written beside, then renamed); when
+    ``records`` raises, the temporary file is removed and nothing is left under either name."""
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     tmp = "{}.tmp{}".format(path, os.getpid())
     lines = path.endswith(".jsonl") and head is None
-    with open(tmp, "w", encoding="utf-8") as f:
-        if head is not None:
-            f.write(json.dumps(head, indent=1)[:-2] + ",\n {}: ".format(json.dumps(key)))
-        f.write("" if lines else "[")
-        for k, rec in enumerate(records):
-            f.write(json.dumps(rec) + "\n" if lines else (",\n" if k else "\n") + json.dumps(rec))
-        f.write("" if lines else "\n]" + ("\n}\n" if head is not None else "\n"))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            if head is not None:
+                f.write("{\n")
+                for k, v in head.items():
+                    f.write(" {}: {},\n".format(json.dumps(k), json.dumps(v)))
+                f.write(" {}: ".format(json.dumps(key)))
+            f.write("" if lines else "[")
+            for k, rec in enumerate(records):
+                f.write(json.dumps(rec) + "\n" if lines else (",\n" if k else "\n") + json.dumps(rec))
+            f.write("" if lines else "\n]" + ("\n}\n" if head is not None else "\n"))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return path
 
 
 def save_npy(path, array):
     """``np.save`` to ``path`` atomically: a killed run leaves no half-written ``.npy`` under the final name."""
     tmp = "{}.tmp{}".format(path, os.getpid())
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def open_runner(cfg, mode, weights, backend, cpu_threads, cache_dir, exported, world=1, rank=0, output="logits"):

@@ -154,7 +154,7 @@ class Detection(Classification):
 
     def summary(self, records, skipped, m, csv, label_map):
         from .ava_eval import evaluate_files
-        res = evaluate_files(m.filelist, csv, label_map, m.exclude_file)
+        res = evaluate_files(m.filelist, csv, label_map, m.exclude_file, capacity=m.capacity)
         res.update({"num_keyframes": len(records), "num_evaluated": len(records) - len(skipped),
                     "num_skipped": len(skipped), "skipped_keyframes": skipped, "loss": None})
         return res

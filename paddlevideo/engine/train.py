@@ -26,7 +26,8 @@ from ..models import build_model
 from ..weights import load_weights
 from . import parallel
 from .backends import dygraph_runner
-from .checkpoint import (find_latest, read_resume, remove_stale_temporaries, resume_point, run_differences,
+from .checkpoint import (find_latest, mark_run, new_run_id, read_resume, remove_stale_temporaries, resume_point,
+                         run_differences,
                          save_checkpoint)
 from .common import label_map_path, log, set_device, warn
 from .curves import VisualDLWriter, plot_curves, read_jsonl
@@ -116,7 +117,7 @@ def _save_interrupted(run, epoch, next_batch):
     """Save where a stopped run continues (mid-epoch, with the RNG state) and exit 130."""
     state = {"epoch": epoch - 1, "next_epoch": epoch, "next_batch": next_batch, "step": run.step,
              "lr": run.opt.get_lr(), "seed": run.seed, "rng": _encode_rng(paddle.get_rng_state()),
-             "model": run.model_name, "num_classes": run.m.num_classes}
+             "model": run.model_name, "num_classes": run.m.num_classes, "run_id": run.run_id}
     state.update(run.amp.checkpoint())
     base = save_checkpoint(run.save_dir, "{}_interrupted".format(run.model_name), run.net, run.opt, state, run.cfg)
     log("[TRAIN] interrupted in epoch {} after batch {}; saved {}.pdparams — continue with --resume auto"
@@ -149,12 +150,13 @@ class JsonLog:
     top1, top5, lr, seconds, clips_per_s, skipped, valid_loss, valid_top1}`` after each epoch.
     """
 
-    def __init__(self, path, vdl=None):
+    def __init__(self, path, vdl=None, run_id=None):
         self.path = path
         self.vdl = vdl          # a curves.VisualDLWriter, or None
+        self.run_id = run_id    # every line names the run that wrote it
 
     def write(self, record):
-        record = dict(record, time=round(time.time(), 3))
+        record = dict(record, time=round(time.time(), 3), run_id=self.run_id)
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self.vdl is not None:
@@ -302,8 +304,9 @@ def _restore(run, resume, pretrain, fix_random_seed, cache_dir):
         (run.start_epoch, run.start_batch), run.step = resume_point(state), state["step"]
         run.rng_state = state.get("rng")
         amp_state = state.get("amp_scaler")
-        say("[TRAIN] resumed {} at epoch {}{} (lr {:.6g})".format(
-            params_path, run.start_epoch, ", batch {}".format(run.start_batch) if run.start_batch else "",
+        say("[TRAIN] resumed {} (run {}) at epoch {}{} (lr {:.6g})".format(
+            params_path, state.get("run_id", "without an identity"), run.start_epoch,
+            ", batch {}".format(run.start_batch) if run.start_batch else "",
             opt.get_lr()))
     elif resume:
         skipped = load_weights(net, params_path, allow_classifier_mismatch=True)
@@ -330,6 +333,9 @@ def _restore(run, resume, pretrain, fix_random_seed, cache_dir):
     run.net, run.opt = net, opt
     run.model = parallel.wrap(net, world)
     run.state = state
+    run.run_id = parallel.gather((state or {}).get("run_id") or new_run_id(), world)[0]   # rank 0's for all
+    if run.main:
+        mark_run(run.save_dir, run.model_name, run.run_id, params_path if state else None)
 
 
 def _valid_loader(run):
@@ -492,7 +498,7 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
     if main and run.state is None and os.path.exists(log_path):   # a new run, not a resumed one: a new log
         os.replace(log_path, log_path + ".old")
         say("[TRAIN] the previous run's log moved to {}.old".format(log_path))
-    jsonl = JsonLog(log_path, vdl) if main else None
+    jsonl = JsonLog(log_path, vdl, run.run_id) if main else None
     curves = os.path.join(save_dir, "{}_curves.png".format(model_name))
     trace = os.environ.get("PADDLEVIDEO_SAMPLE_TRACE")    # debugging/tests: which items each rank trained on
     state = run.state
@@ -510,7 +516,7 @@ def train(cfg, model_name, save_dir="./checkpoints", pretrain=None, resume=None,
                                                              summary["top5_acc"], lr, time.time() - t0, skipped_all))
             state = {"epoch": epoch, "next_epoch": epoch + 1, "next_batch": 0, "step": run.step, "lr": lr,
                      "next_lr": run.opt.get_lr(), "seed": run.seed, "model": model_name,
-                     "num_classes": m.num_classes, "world_size": world}
+                     "num_classes": m.num_classes, "world_size": world, "run_id": run.run_id}
             state.update(run.amp.checkpoint())
             if main:
                 base = save_checkpoint(save_dir, "{}_epoch{}".format(model_name, epoch), run.net, run.opt, state,
