@@ -1,6 +1,7 @@
 """Evaluate a video model: python eval.py --model_name TSM --config configs/tsm.yaml --weights W."""
-import paddlevideo  # noqa: F401  (sets the CPU thread count before paddle is imported)
-from paddlevideo.engine.cli import add_backend_args, base_parser, config_from_args
+from paddlevideo.cli import configure_process  # noqa: E402
+configure_process()   # threads before paddle is imported
+from paddlevideo.cli import add_backend_args, base_parser, config_from_args
 from paddlevideo.errors import run_cli
 
 
@@ -21,7 +22,7 @@ def main(argv):
     if args.capacity is not None:
         args.override.append("TEST.capacity={}".format(args.capacity))
     cfg = config_from_args(args, "test")
-    from paddlevideo.engine.evaluate import evaluate
+    from paddlevideo.apps.evaluate import evaluate
     evaluate(cfg, cfg.MODEL.name, weights=args.weights, save_dir=args.save_dir or "./output",
              log_interval=args.log_interval, skip_bad_lines=args.skip_bad_lines, cache_dir=args.cache_dir,
              backend=args.backend, cpu_threads=args.cpu_threads, exported=args.exported,

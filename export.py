@@ -1,8 +1,9 @@
 """Export a model for Paddle Inference: python export.py --model_name TSM --config configs/tsm.yaml --weights W."""
 import os
 
-import paddlevideo  # noqa: F401  (sets the CPU thread count before paddle is imported)
-from paddlevideo.engine.cli import add_precision_args, base_parser, config_from_args
+from paddlevideo.cli import configure_process  # noqa: E402
+configure_process()   # threads before paddle is imported
+from paddlevideo.cli import add_precision_args, base_parser, config_from_args
 from paddlevideo.errors import run_cli
 
 
@@ -16,10 +17,10 @@ def main(argv):
     cfg = config_from_args(args, args.mode)
     from paddlevideo import build_model, load_weights
     from paddlevideo.config import save_config
-    from paddlevideo.engine.backends import export_model, int8_model, to_onnx
-    from paddlevideo.engine.tasks import task_for
+    from paddlevideo.runtime.backends import export_model, int8_model, to_onnx
+    from paddlevideo.tasks import task_for
     from paddlevideo.models import onnx_opset
-    from paddlevideo.engine.common import resolve_weights
+    from paddlevideo.runtime.batches import resolve_weights
     w = resolve_weights(cfg, args.weights, args.cache_dir)
     model = build_model(cfg)
     load_weights(model, w)

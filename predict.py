@@ -1,6 +1,7 @@
 """Predict the action in videos: python predict.py --video_path clip.mp4 (TSM, configs/tsm.yaml)."""
-import paddlevideo  # noqa: F401  (sets the CPU thread count before paddle is imported)
-from paddlevideo.engine.cli import add_backend_args, base_parser, config_from_args
+from paddlevideo.cli import configure_process  # noqa: E402
+configure_process()   # threads before paddle is imported
+from paddlevideo.cli import add_backend_args, base_parser, config_from_args
 from paddlevideo.errors import UserError, run_cli
 
 
@@ -47,35 +48,12 @@ def main(argv):
     if args.online:
         if args.source is None:
             raise UserError("--online needs --source: a camera index (0), rtsp://... / http://..., or a video file")
-        from paddlevideo.engine.stream import run_stream
+        from paddlevideo.apps.stream import run_stream
         run_stream(cfg, args.source, args.weights, args.backend, args.every, args.smooth, args.output, args.render,
                    args.infer_topk or 5, args.reconnect, args.cache_dir, args.cpu_threads)
         return 0
-    from paddlevideo.models import task_of
-    if task_of(cfg) == "detection":
-        if not args.video_path:
-            raise UserError("detection predicts one video: pass --video_path FILE")
-        from paddlevideo.engine.detect import detect_video
-        detect_video(cfg, args.video_path, args.stride or 1.0, args.proposals, args.detector, args.threshold,
-                     args.output, args.render, args.weights, args.cache_dir, args.backend, args.cpu_threads,
-                     args.exported)
-        return 0
-    if not args.video_path and not (args.filelist or cfg.INFER.get("filelist")):
-        raise UserError("nothing to predict: pass --video_path FILE or --filelist LIST")
-    if args.window is not None or args.render or args.stride is not None:
-        if not args.video_path or args.window is None:
-            raise UserError("a timeline needs --video_path FILE and --window SEC (--stride/--render go with them)")
-        from paddlevideo.engine.timeline import timeline
-        timeline(cfg, args.video_path, args.window, args.stride, args.threshold, args.output, args.render,
-                 args.weights, args.infer_topk, args.cache_dir, args.backend, args.cpu_threads, args.exported)
-        return 0
-    from paddlevideo.engine.predict import predict
-    _, failed = predict(cfg, video_path=args.video_path, filelist=args.filelist, weights=args.weights,
-                        output=args.output, topk=args.infer_topk, skip_bad_lines=args.skip_bad_lines,
-                        cache_dir=args.cache_dir, backend=args.backend, cpu_threads=args.cpu_threads,
-                        exported=args.exported, features=args.features, resume=args.resume, collect=False)
-    from paddlevideo.engine.parallel import exit_status
-    return exit_status(1 if failed else 0)       # rank 0 of a launch knows the whole list's failures
+    from paddlevideo.tasks import task_for
+    return task_for(cfg).predict_app(cfg, args)      # top-k / timeline / features, or detection per keyframe
 
 
 if __name__ == "__main__":

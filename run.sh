@@ -3,7 +3,7 @@
 #   bash run.sh demo [--quick]               TSM vs TSN on synthetic data (--quick: bundled clips)
 #   bash run.sh demo --detection             AVA-style detection: SlowFast vs one frame, synthetic actors
 #   bash run.sh demo --online                online TSM streamed frame by frame vs the offline shift
-#   bash run.sh test [pytest args]           the test suite
+#   bash run.sh test [--fast] [pytest args]  the test suite (--fast: the lane without processes, < 3 min)
 #   bash run.sh train   NAME CONFIG [flags]  -> train.py   --model_name NAME --config CONFIG flags
 #        [--nproc N [--ips IP1,IP2]]          data parallel via python -m paddle.distributed.launch
 #   bash run.sh eval    NAME CONFIG [flags]  -> eval.py     (--nproc N [--ips ...]: sharded, merged on rank 0)
@@ -73,7 +73,7 @@ case "$mode" in
         rm -f "$PADDLEVIDEO_STATUS_FILE"
         "${launch[@]}" "$ROOT/$mode.py" --model_name "$name" --config "$config" ${rest[@]+"${rest[@]}"} || rc=$?
         if [ "$rc" -ne 0 ]; then   # name the rank that died first (the launcher often names a survivor)
-          (cd "$ROOT" && "$PY" -m paddlevideo.engine.parallel diagnose "$logdir" "$mode") || true
+          (cd "$ROOT" && "$PY" -m paddlevideo.runtime.parallel diagnose "$logdir" "$mode") || true
         elif [ -s "$PADDLEVIDEO_STATUS_FILE" ]; then
           rc="$(cat "$PADDLEVIDEO_STATUS_FILE")"
         fi
@@ -86,6 +86,10 @@ case "$mode" in
   test)
     setup
     cd "$ROOT"
+    if [ "${1:-}" = "--fast" ]; then    # the fast lane: no test that starts processes or trains (< 3 min)
+      shift
+      exec "$PY" -m pytest -q -m "not slow" tests "$@"
+    fi
     exec "$PY" -m pytest -q tests "$@"
     ;;
   demo)

@@ -1,6 +1,7 @@
 """Train a video model: python train.py --model_name TSM --config configs/tsm.yaml [flags]."""
-import paddlevideo  # noqa: F401  (sets the CPU thread count before paddle is imported)
-from paddlevideo.engine.cli import base_parser, config_from_args, str2bool
+from paddlevideo.cli import configure_process  # noqa: E402
+configure_process()   # threads before paddle is imported
+from paddlevideo.cli import base_parser, config_from_args, str2bool
 from paddlevideo.errors import run_cli
 
 
@@ -19,7 +20,7 @@ def main(argv):
                    help="also write VisualDL scalars here (needs 'pip install visualdl'; view: visualdl --logdir DIR)")
     args = p.parse_args(argv)
     cfg = config_from_args(args, "train")
-    from paddlevideo.engine.train import train
+    from paddlevideo.training.loop import train
     train(cfg, cfg.MODEL.name, save_dir=args.save_dir or "./checkpoints", pretrain=args.pretrain,
           resume=args.resume, valid_interval=args.valid_interval, log_interval=args.log_interval,
           fix_random_seed=args.fix_random_seed, skip_bad_lines=args.skip_bad_lines,

@@ -22,86 +22,121 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = ("train", "valid", "test", "infer")
 SECTIONS = ("MODEL", "TRAIN", "VALID", "TEST", "INFER")
 
-# key -> (type, default).  Types: int, float, bool, str, "floats" (list of float),
-# "ints" (list of int), "str?" (string or null).
-MODEL_KEYS = {
-    "name": (str, None),
-    "format": (str, "mp4"),
-    "num_classes": (int, 400),
-    "seg_num": (int, 8),
-    "seglen": (int, 1),
-    "image_mean": ("floats", [0.485, 0.456, 0.406]),
-    "image_std": ("floats", [0.229, 0.224, 0.225]),
-    "num_layers": (int, 50),
-    "topk": (int, 5),
-    "dropout_ratio": (float, 0.5),
-    "shift_ratio": (float, 0.125),
-    "shift_mode": (str, "bidirectional"),   # TSM: bidirectional (offline) | online (past-only shift)
-    "backbone": (str, "resnet"),            # TSM trunk: resnet | mobilenet_v2 (PP-TSM MobileNetV2)
-    "zero_init_residual": (bool, False),
-    "freeze_bn": (str, "none"),
-    "sync_bn": (bool, False),
-    "stem": (str, "imagenet"),
-    "width": (int, 64),
-    "blocks": ("ints", []),
-    "sampling": (str, "segments"),
-    "flow_method": (str, "tvl1"),
-    "flow_root": ("str?", None),
-    "frame_interval": (int, 1),
-    "alpha": (int, 8),
-    "beta": (int, 8),
-    "fusion_kernel": (int, 5),
-    "pool_size": ("ints", []),
-    "label_list": ("str?", os.path.join(PROJECT_ROOT, "data", "dataset", "kinetics400_label_list.txt")),
-    "label_map": ("str?", None),          # detection: the AVA label-map pbtxt (names + evaluated ids)
-    "pretrain": ("str?", None),
-    "pretrain_md5": ("str?", None),
-    "weights": ("str?", None),
-    "weights_md5": ("str?", None),
-}
-READER_KEYS = {
-    "short_size": (int, 256),
-    "target_size": (int, 224),
-    "batch_size": (int, 1),
-    "filelist": ("str?", None),
-    "data_root": ("str?", None),
-    "proposal_file": ("str?", None),      # detection: person proposals pickle {"video,%04d": [n, 4|5]}
-    "exclude_file": ("str?", None),       # detection: excluded timestamps CSV (video_id,timestamp)
-    "capacity": (int, 50),                # detection eval: detections kept per keyframe (50 official, 0 no cap)
-    "num_reader_threads": (int, 2),
-    "buf_size": (int, 1024),
-    "use_gpu": (bool, False),
-    "num_gpus": (int, 1),
-    "flip": (bool, True),
-    "multi_scale_crop": (bool, True),
-    "scale_jitter": ("ints", []),
-    "decode_timeout": (float, 60.0),
-    "fixed_ratio": (bool, False),         # short side -> short_size, long side -> 4/3 of it (PP-TSM's test Scale)
-    "num_clips": (int, 1),
-    "num_crops": (int, 1),
-    "average": (str, "prob"),
-    "precision": (str, "fp32"),
-    "calibration": ("str?", None),
-    "calibration_size": (int, 32),
-}
-TRAIN_KEYS = {
-    "epoch": (int, 1),
-    "learning_rate": (float, 0.01),
-    "learning_rate_decay": (float, 0.1),
-    "decay_epochs": ("ints", []),
-    "l2_weight_decay": (float, 1e-4),
-    "momentum": (float, 0.9),
-    "optimizer": (str, "momentum"),
-    "lr_schedule": (str, "step"),
-    "warmup_epochs": (float, 0.0),
-    "total_videos": (int, 0),
-    "clip_norm": (float, 0.0),
-    "fix_random_seed": (bool, False),
-    "accumulate_steps": (int, 1),
-    "amp": ("str?", None),
-    "seed": (int, 0),
-}
 FORMATS = ("mp4", "pkl", "frames", "flow", "rgb_flow")
+
+
+class Key:
+    """One config key, declared once: its type (int, float, bool, str, ``"floats"``/``"ints"`` lists, ``"str?"``
+    a string or null), default, allowed values, lower bound, whether it defines the network (a checkpoint's config
+    that differs on it builds another network), and what it means.  Validation, the network comparison,
+    ``NAME.yaml`` and the README's configuration reference (:func:`reference_markdown`) all come from the table."""
+
+    def __init__(self, kind, default, doc, choices=None, minimum=None, network=False):
+        self.kind, self.default, self.doc = kind, default, doc
+        self.choices, self.minimum, self.network = choices, minimum, network
+
+
+# MODEL: the network and the reader's defaults for every mode (a mode section may override the reader's ones)
+MODEL_TABLE = {
+    "name": Key(str, None, "the model family: TSM, TSN, STNET, SLOWFAST, I3D, SLOWFAST_AVA", network=True),
+    "format": Key(str, "mp4", "input: mp4 (any video file), pkl (legacy pickles), frames (JPEG folders), flow, "
+                  "rgb_flow (RGB + optical flow)", choices=FORMATS, network=True),
+    "num_classes": Key(int, 400, "classes of the classifier", minimum=1, network=True),
+    "seg_num": Key(int, 8, "segments (frames) per clip; a mode section may change it (e.g. TEST.seg_num: 25)",
+                   minimum=1, network=True),
+    "seglen": Key(int, 1, "frames per segment (StNet: 5, stacked as channels)", minimum=1, network=True),
+    "image_mean": Key("floats", [0.485, 0.456, 0.406], "per-channel mean (3 RGB, 2 flow, 5 RGB + flow)"),
+    "image_std": Key("floats", [0.229, 0.224, 0.225], "per-channel standard deviation"),
+    "num_layers": Key(int, 50, "ResNet depth: the block type and default block counts", choices=(18, 34, 50, 101),
+                      network=True),
+    "topk": Key(int, 5, "predictions printed per video", minimum=1),
+    "dropout_ratio": Key(float, 0.5, "dropout before the classifier"),
+    "shift_ratio": Key(float, 0.125, "TSM: the channels shifted each way", network=True),
+    "shift_mode": Key(str, "bidirectional", "TSM: bidirectional (offline) or online (past frames only; per-frame "
+                      "logits average to the clip's)", choices=("bidirectional", "online"), network=True),
+    "backbone": Key(str, "resnet", "TSM's trunk: resnet or mobilenet_v2 (PP-TSM MobileNetV2)",
+                    choices=("resnet", "mobilenet_v2"), network=True),
+    "zero_init_residual": Key(bool, False, "start each residual branch's last BatchNorm at zero"),
+    "freeze_bn": Key(str, "none", "fine-tuning: BatchNorm statistics frozen in none, all, or all_but_first layers",
+                     choices=("none", "all", "all_but_first")),
+    "sync_bn": Key(bool, False, "BatchNorm statistics synchronised across GPUs (data parallel)"),
+    "stem": Key(str, "imagenet", "imagenet: 7x7/2 conv + max-pool (every published checkpoint); small: 3x3 stride-1 "
+                "conv, no pool (low-resolution video: 1/8 instead of 1/32 of the input)",
+                choices=("imagenet", "small"), network=True),
+    "width": Key(int, 64, "base channels (stage s has width x 2^s, x4 in bottlenecks)", minimum=1, network=True),
+    "blocks": Key("ints", [], "blocks per stage, e.g. [2, 2, 2, 2]; [] = the depth's", network=True),
+    "sampling": Key(str, "segments", "segments: seg_num segments of seglen frames (TSN/TSM/StNet); dense: one clip "
+                    "of seg_num frames frame_interval apart", choices=("segments", "dense")),
+    "flow_method": Key(str, "tvl1", "optical flow computed on the fly: tvl1 or farneback",
+                       choices=("tvl1", "farneback")),
+    "flow_root": Key("str?", None, "rgb_flow: the folder of extract_frames.py --flow output (null: compute now)"),
+    "frame_interval": Key(int, 1, "dense sampling: frames between sampled frames", minimum=1),
+    "alpha": Key(int, 8, "SlowFast: frame-rate ratio of the pathways", minimum=1, network=True),
+    "beta": Key(int, 8, "SlowFast: channel ratio of the pathways", minimum=1, network=True),
+    "fusion_kernel": Key(int, 5, "SlowFast: temporal kernel of the lateral connections", minimum=1, network=True),
+    "pool_size": Key("ints", [], "SlowFast/I3D head pool [T, H, W]; [] = global", network=True),
+    "label_list": Key("str?", os.path.join(PROJECT_ROOT, "data", "dataset", "kinetics400_label_list.txt"),
+                      "class names, one per line (null: print class ids)"),
+    "label_map": Key("str?", None, "detection: the AVA label-map pbtxt (names and evaluated ids)"),
+    "pretrain": Key("str?", None, "weights (path or URL) the trunk starts from when training"),
+    "pretrain_md5": Key("str?", None, "md5 of the downloaded pretrain file"),
+    "weights": Key("str?", None, "weights (path or URL) for eval/predict when --weights is not given"),
+    "weights_md5": Key("str?", None, "md5 of the downloaded weights file"),
+}
+# TRAIN, VALID, TEST, INFER: the reader and the run (plus any MODEL key the reader uses, for that mode)
+READER_TABLE = {
+    "short_size": Key(int, 256, "the short side frames are scaled to", minimum=1),
+    "target_size": Key(int, 224, "the crop size (<= short_size)", minimum=1),
+    "batch_size": Key(int, 1, "clips per batch per process", minimum=1),
+    "filelist": Key("str?", None, "the list file (or the AVA GT CSV)"),
+    "data_root": Key("str?", None, "relative paths of the list are taken against it (default: the list's folder, "
+                     "then the working directory); AVA: the frame folders"),
+    "proposal_file": Key("str?", None, "detection: person proposals pickle {\"video,%04d\": [n, 4|5]}"),
+    "exclude_file": Key("str?", None, "detection: excluded timestamps CSV (video_id,timestamp)"),
+    "capacity": Key(int, 50, "detection evaluation: detections kept per keyframe (50: the official AVA "
+                    "evaluation; 0: every row, as PaddleVideo/mmaction2 score)", minimum=0),
+    "num_reader_threads": Key(int, 2, "loader worker processes (capped at the core count)", minimum=0),
+    "buf_size": Key(int, 1024, "accepted for legacy configs, unused"),
+    "use_gpu": Key(bool, False, "run on the GPU"),
+    "num_gpus": Key(int, 1, "accepted for legacy configs, unused: the number of processes is --nproc"),
+    "flip": Key(bool, True, "TRAIN: random horizontal flip"),
+    "multi_scale_crop": Key(bool, True, "TRAIN: TSM's multi-scale crop"),
+    "scale_jitter": Key("ints", [], "TRAIN: [min, max] random short side instead of short_size (SlowFast: "
+                        "[256, 320])"),
+    "decode_timeout": Key(float, 60.0, "seconds one video may take to decode before it counts as broken"),
+    "fixed_ratio": Key(bool, False, "the long side to 4/3 of the short one (PP-TSM's test scale)"),
+    "num_clips": Key(int, 1, "test views: temporal clips per video", minimum=1),
+    "num_crops": Key(int, 1, "test views: spatial crops per clip (1 centre, 3, 10 with flips)", choices=(1, 3, 10)),
+    "average": Key(str, "prob", "how views combine: prob (mean softmax) or logit (mean logits)",
+                   choices=("prob", "logit")),
+    "precision": Key(str, "fp32", "fp32, int8 (ONNX Runtime, calibrated) or bf16 (Paddle Inference + oneDNN)",
+                     choices=("fp32", "bf16", "int8")),
+    "calibration": Key("str?", None, "int8: the list of calibration clips (default: VALID.filelist)"),
+    "calibration_size": Key(int, 32, "int8: calibration clips used", minimum=1),
+}
+TRAIN_TABLE = {
+    "epoch": Key(int, 1, "epochs to train", minimum=0),
+    "learning_rate": Key(float, 0.01, "base learning rate"),
+    "learning_rate_decay": Key(float, 0.1, "step schedule: the factor at each decay epoch"),
+    "decay_epochs": Key("ints", [], "step schedule: the epochs where the rate decays"),
+    "l2_weight_decay": Key(float, 1e-4, "L2 weight decay"),
+    "momentum": Key(float, 0.9, "Momentum's momentum"),
+    "optimizer": Key(str, "momentum", "momentum or adamw", choices=("momentum", "adamw")),
+    "lr_schedule": Key(str, "step", "step or cosine", choices=("step", "cosine")),
+    "warmup_epochs": Key(float, 0.0, "linear warm-up epochs"),
+    "total_videos": Key(int, 0, "legacy, informational"),
+    "clip_norm": Key(float, 0.0, "gradient clipping by global norm (0: off)"),
+    "fix_random_seed": Key(bool, False, "seed every random stream from seed (bit-identical reruns and resumes)"),
+    "accumulate_steps": Key(int, 1, "batches accumulated per optimizer step", minimum=1),
+    "amp": Key("str?", None, "GPU mixed precision: null, O1 or O2", choices=(None, "O1", "O2")),
+    "seed": Key(int, 0, "the seed with fix_random_seed", minimum=0),
+}
+# the views that older code reads: key -> (type, default)
+MODEL_KEYS = {k: (v.kind, v.default) for k, v in MODEL_TABLE.items()}
+READER_KEYS = {k: (v.kind, v.default) for k, v in READER_TABLE.items()}
+TRAIN_KEYS = {k: (v.kind, v.default) for k, v in TRAIN_TABLE.items()}
+ALL_KEYS = dict(MODEL_TABLE, **READER_TABLE, **TRAIN_TABLE)
+
 # keys holding a file or folder: a relative value is resolved when it is read — against the folder of the config
 # file that names it, against the current directory for a command-line override — and kept absolute, so a config
 # (and a checkpoint's NAME.yaml) means the same files from any directory
@@ -309,16 +344,9 @@ def _key_lines(text):
     return lines
 
 
-CHOICES = {"optimizer": ("momentum", "adamw"), "lr_schedule": ("step", "cosine"), "stem": ("imagenet", "small"),
-           "sampling": ("segments", "dense"), "flow_method": ("tvl1", "farneback"), "average": ("prob", "logit"),
-           "freeze_bn": ("none", "all", "all_but_first"), "amp": (None, "O1", "O2"),
-           "precision": ("fp32", "bf16", "int8"), "shift_mode": ("bidirectional", "online"),
-           "backbone": ("resnet", "mobilenet_v2")}
-
-
+CHOICES = {k: v.choices for k, v in ALL_KEYS.items() if v.choices is not None}
 # the MODEL keys that define the network a checkpoint holds (a config that differs on one builds another network)
-NETWORK_KEYS = ("name", "format", "num_classes", "num_layers", "width", "blocks", "stem", "seg_num", "seglen",
-                "shift_ratio", "shift_mode", "backbone", "alpha", "beta", "fusion_kernel", "pool_size")
+NETWORK_KEYS = tuple(k for k, v in MODEL_TABLE.items() if v.network)
 # MODEL keys a mode section may change for that mode (the reader's frames per clip and file format; every model
 # takes T from its input); the other network keys build the network, which is one for every mode
 MODE_NETWORK_KEYS = ("seg_num", "format")
@@ -341,16 +369,14 @@ def validate(cfg, path):
         if input_channels(m["format"]) != input_channels(cfg.MODEL.format):
             raise UserError("{}: {}.format {!r} has other input channels than MODEL.format {!r} (the network's); "
                             "set the format in MODEL".format(path, section, m["format"], cfg.MODEL.format))
-    if cfg.mode("train")["accumulate_steps"] < 1:
-        raise UserError("{}: TRAIN.accumulate_steps must be >= 1 (got {})".format(
-            path, cfg.mode("train")["accumulate_steps"]))
     if not cfg.MODEL.get("name"):
         raise UserError("{}: MODEL.name is missing; set it to one of the model names, e.g. TSM".format(path))
     for mode in MODES:
         m = cfg.mode(mode)
-        for key in ("num_classes", "seg_num", "seglen", "batch_size", "target_size", "short_size"):
-            if m[key] < 1:
-                raise UserError("{}: {}.{} must be >= 1 (got {})".format(path, mode.upper(), key, m[key]))
+        for key, spec in ALL_KEYS.items():
+            if spec.minimum is not None and key in m and m[key] < spec.minimum:
+                where = mode.upper() if key in cfg.get(mode.upper(), {}) or key not in cfg.MODEL else "MODEL"
+                raise UserError("{}: {}.{} must be >= {} (got {})".format(path, where, key, spec.minimum, m[key]))
         if m["format"] not in FORMATS:
             raise UserError("{}: MODEL.format {!r} is not supported; use one of {}".format(
                 path, m["format"], ", ".join(FORMATS)))
@@ -362,17 +388,27 @@ def validate(cfg, path):
         if jitter and (len(jitter) != 2 or not m["target_size"] <= jitter[0] <= jitter[1]):
             raise UserError("{}: {}.scale_jitter must be [min, max] short sides with target_size <= min <= max "
                             "(got {})".format(path, mode.upper(), jitter))
-        if m["num_clips"] < 1 or m["num_crops"] not in (1, 3, 10):
-            raise UserError("{}: {}.num_clips must be >= 1 and num_crops 1, 3 or 10 (got {} and {})".format(
-                path, mode.upper(), m["num_clips"], m["num_crops"]))
-        if m["capacity"] < 0:
-            raise UserError("{}: {}.capacity must be >= 0 (50: the official AVA evaluation, 0: no cap; got {})".format(
-                path, mode.upper(), m["capacity"]))
-        if m["frame_interval"] < 1:
-            raise UserError("{}: {}.frame_interval must be >= 1 (got {})".format(path, mode.upper(), m["frame_interval"]))
         if m["target_size"] > m["short_size"]:
             raise UserError("{}: {}.target_size ({}) must not exceed short_size ({})".format(
                 path, mode.upper(), m["target_size"], m["short_size"]))
+
+
+def reference_markdown():
+    """The README's configuration reference: one row per key, from the key table."""
+    def value(v):
+        if isinstance(v, str) and v.startswith(PROJECT_ROOT):
+            v = os.path.relpath(v, PROJECT_ROOT)
+        return "`{}`".format("null" if v is None else str(v).lower() if isinstance(v, bool) else v)
+    rows = ["| key | sections | type | default | allowed | network | meaning |", "|---|---|---|---|---|---|---|"]
+    for sections, table in (("MODEL (+ modes)", MODEL_TABLE), ("TRAIN VALID TEST INFER", READER_TABLE),
+                            ("TRAIN", TRAIN_TABLE)):
+        for k, spec in table.items():
+            allowed = " / ".join(value(c) for c in spec.choices) if spec.choices else (
+                ">= {}".format(spec.minimum) if spec.minimum is not None else "")
+            rows.append("| `{}` | {} | {} | {} | {} | {} | {} |".format(
+                k, sections, _kind_name(spec.kind), value(spec.default), allowed, "yes" if spec.network else "",
+                spec.doc.replace("|", "/")))
+    return "\n".join(rows) + "\n"
 
 
 def complete(cfg):
@@ -405,3 +441,33 @@ def network_differences(a, b):
         return str(v).upper() if k == "name" else v
     return [(k, a.MODEL.get(k), b.MODEL.get(k)) for k in NETWORK_KEYS
             if norm(k, a.MODEL.get(k)) != norm(k, b.MODEL.get(k))]
+
+
+def label_names(cfg):
+    """Class names from ``MODEL.label_list`` (one per line), or the class ids as strings."""
+    n = cfg.MODEL.num_classes
+    path = cfg.MODEL.label_list
+    if not path:
+        return [str(i) for i in range(n)]
+    full = resolve_path(path, os.path.dirname(cfg.get("_path", "")))
+    if not os.path.isfile(full):
+        raise UserError("label list {} not found (MODEL.label_list); point it at a file with one "
+                        "class name per line, or set it to null".format(path))
+    with open(full, encoding="utf-8") as f:
+        names = [line.strip() for line in f if line.strip()]
+    if len(names) != n:
+        raise UserError("label list {} has {} names but MODEL.num_classes is {}; use a list with one "
+                        "name per class (or MODEL.label_list: null)".format(path, len(names), n))
+    return names
+
+
+def label_map_path(cfg):
+    """``MODEL.label_map`` resolved like the other config paths (cwd, the config's folder, the project)."""
+    return resolve_path(cfg.MODEL.label_map, os.path.dirname(cfg.get("_path", "")))
+
+
+if __name__ == "__main__":        # python -m paddlevideo.config --markdown: the README's reference table
+    import sys
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m paddlevideo.config --markdown")
+    sys.stdout.write(reference_markdown())

@@ -6,7 +6,7 @@
 GT: ``video_id,timestamp,x1,y1,x2,y2,action_id[,person_id]``; detections:
 ``video_id,timestamp,x1,y1,x2,y2,action_id,score`` (normalised boxes; ``902`` and ``0902`` are the same
 keyframe).  Prints the mAP and per-class AP; OUT.json holds ``{"mAP", "per_class": {name: AP}, ...}``.
-Rules: paddlevideo/engine/ava_eval.py (the official ActivityNet get_ava_performance.py, step for step).
+Rules: paddlevideo/metrics/ava.py (the official ActivityNet get_ava_performance.py, step for step).
 ``--capacity 50`` (default) keeps each keyframe's 50 best detections as the official script does; ``--capacity 0``
 keeps every row (the number PaddleVideo's and mmaction2's copies of the evaluator give).  Malformed rows are skipped
 with a warning naming file:line and counted in ``skipped_rows``.
@@ -18,8 +18,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from paddlevideo.data.ava import Problems  # noqa: E402
-from paddlevideo.engine.ava_eval import evaluate_files  # noqa: E402
+from paddlevideo.annotations.ava import Problems  # noqa: E402
+from paddlevideo.metrics.ava import evaluate_files  # noqa: E402
 from paddlevideo.errors import run_cli  # noqa: E402
 
 

@@ -28,7 +28,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import paddlevideo  # noqa: E402,F401  (thread settings before paddle)
+from paddlevideo.cli import configure_process  # noqa: E402
+configure_process()   # threads before paddle is imported
 import paddle  # noqa: E402
 from paddlevideo.errors import UserError, run_cli  # noqa: E402
 from paddlevideo.models.i3d import I3D, tf_to_paddle, tf_variable_names  # noqa: E402

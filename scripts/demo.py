@@ -66,10 +66,11 @@ def overrides(lists, meta, epoch):
 def worker(label, out, over):
     """Train the model of ``over`` (its MODEL.name) and evaluate it on the test split; write
     ``out/label/result.json``."""
-    import paddlevideo  # noqa: F401  (thread settings before paddle)
+    from paddlevideo.cli import configure_process  # noqa: E402
+    configure_process()   # threads before paddle is imported
     from paddlevideo import load_config
-    from paddlevideo.engine.evaluate import evaluate_model
-    from paddlevideo.engine.train import train
+    from paddlevideo.apps.evaluate import evaluate_model
+    from paddlevideo.training.loop import train
 
     cfg = load_config(CONFIG, over)
     model = cfg.MODEL.name
@@ -143,8 +144,8 @@ def pair_accuracy(confusion, pairs):
 
 def plot(out, names):
     """training_curves.png (loss per step, validation top-1 per epoch) and one confusion matrix per model."""
-    from paddlevideo.engine.curves import plot_curves, read_jsonl
-    from paddlevideo.engine.evaluate import plot_confusion
+    from paddlevideo.training.curves import plot_curves, read_jsonl
+    from paddlevideo.apps.evaluate import plot_confusion
     runs = {model: read_jsonl(os.path.join(out, model, model + "_log.jsonl")) for model in MODELS}
     paths = [plot_curves(runs, os.path.join(out, "training_curves.png"), "TSM vs TSN, same settings",
                          chance=1.0 / len(names))]
@@ -196,9 +197,10 @@ def main(argv):
     os.makedirs(a.out, exist_ok=True)
     results = run_workers(a.out, over, parallel)
 
-    import paddlevideo  # noqa: F401
+    from paddlevideo.cli import configure_process  # noqa: E402
+    configure_process()   # threads before paddle is imported
     from paddlevideo import load_config
-    from paddlevideo.engine.predict import predict
+    from paddlevideo.apps.predict import predict
     with open(lists["test"]) as f:
         rel, label = f.readline().rsplit(None, 1)
     clip = os.path.join(os.path.dirname(lists["test"]), rel)

@@ -64,10 +64,11 @@ def overrides(data):
 
 def worker(name, out, over):
     """Train one model and score the test split; write ``out/name/result.json``."""
-    import paddlevideo  # noqa: F401  (thread settings before paddle)
+    from paddlevideo.cli import configure_process  # noqa: E402
+    configure_process()   # threads before paddle is imported
     from paddlevideo import load_config
-    from paddlevideo.engine.evaluate import evaluate
-    from paddlevideo.engine.train import train
+    from paddlevideo.apps.evaluate import evaluate
+    from paddlevideo.training.loop import train
     cfg = load_config(CONFIG, over + MODELS[name])
     save = os.path.join(out, name)
     t0 = time.time()
@@ -118,7 +119,7 @@ def render_clip(data, out, over, weights):
     the test proposals (keys re-based to seconds of the mp4); return ``(json path, mp4 path)``."""
     import cv2
     from paddlevideo import load_config
-    from paddlevideo.engine.detect import detect_video
+    from paddlevideo.apps.detect import detect_video
     frames = os.path.join(data, "frames")
     video = sorted(v for v in os.listdir(frames) if v.startswith("test_"))[0]
     names = sorted(os.listdir(os.path.join(frames, video)))
@@ -173,7 +174,8 @@ def main(argv):
     print("[demo] training the SlowFast detector and the one-frame baseline at the same time, one thread each; "
           "logs in {}/{{slowfast,one_frame}}/console.log".format(a.out), flush=True)
     results = run_workers(a.out, over)
-    import paddlevideo  # noqa: F401
+    from paddlevideo.cli import configure_process  # noqa: E402
+    configure_process()   # threads before paddle is imported
     rendered = render_clip(a.data, a.out, over, results["slowfast"]["weights"])
     summary = {name: {k: r[k] for k in ("mAP", "per_class", "weights", "train_seconds")}
                for name, r in results.items()}

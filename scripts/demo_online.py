@@ -3,7 +3,7 @@
 Trains the demo's small TSM (configs/demo.yaml, the data of ``bash run.sh demo``) twice with identical settings —
 ``MODEL.shift_mode: online`` and the offline ``bidirectional`` shift — at the same time, evaluates both on the
 held-out split, then streams a video made of held-out clips of different classes back to back through the
-online model with :class:`~paddlevideo.engine.online.OnlineRecognizer` (every 2nd frame: the 8 segments of a
+online model with :class:`~paddlevideo.apps.online.OnlineRecognizer` (every 2nd frame: the 8 segments of a
 16-frame clip), and reports the per-step accuracy of the smoothed label over each clip's second half and the mean
 delay (in source frames) until the smoothed label switches to the new clip's class.  Writes ``--out``/results.json
 (``{"online": {"top1"}, "bidirectional": {"top1"}, "stream": {"step_accuracy", "mean_delay_frames"}, "seconds"}``)
@@ -50,7 +50,7 @@ def stream(cfg, weights, clips, every, window):
     """Stream the clips back to back; return per-step records and the summary numbers."""
     import numpy as np
     from paddlevideo.data.video import read_frames
-    from paddlevideo.engine.online import OnlineRecognizer
+    from paddlevideo.apps.online import OnlineRecognizer
     rec = OnlineRecognizer(cfg, weights, backend="onnxruntime", window=window)
     steps, frame_no = [], 0
     for k, (path, label) in enumerate(clips):
@@ -112,7 +112,8 @@ def main(argv):
     print("[demo] training the demo TSM with the online and the bidirectional shift at the same time; logs in "
           "{}/{{online,bidirectional}}/console.log".format(a.out), flush=True)
     results = demo.run_workers(a.out, over, (os.cpu_count() or 1) >= 2, VARIANTS)
-    import paddlevideo  # noqa: F401
+    from paddlevideo.cli import configure_process  # noqa: E402
+    configure_process()   # threads before paddle is imported
     from paddlevideo import load_config
     cfg = load_config(demo.CONFIG, over + VARIANTS[0][1])
     weights = os.path.join(a.out, "online", "TSM_final.pdparams")

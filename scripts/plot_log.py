@@ -21,7 +21,7 @@ def main(argv):
     p.add_argument("--labels", default=None, help="comma-separated labels, one per log")
     p.add_argument("--title", default=None)
     args = p.parse_args(argv)
-    from paddlevideo.engine.curves import plot_curves, read_jsonl
+    from paddlevideo.training.curves import plot_curves, read_jsonl
     labels = args.labels.split(",") if args.labels else [os.path.basename(x).replace("_log.jsonl", "")
                                                         for x in args.logs]
     if len(labels) != len(args.logs):

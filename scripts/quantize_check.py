@@ -17,7 +17,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import paddlevideo  # noqa: E402,F401  (threads before paddle)
+from paddlevideo.cli import configure_process  # noqa: E402
+configure_process()   # threads before paddle is imported
 from paddlevideo.errors import UserError, run_cli  # noqa: E402
 
 
@@ -25,9 +26,9 @@ def check(config, weights, filelist=None, calibration=None, precisions=("int8", 
     import numpy as np
     from paddlevideo import load_config
     from paddlevideo.data import VideoDataset, parse_list
-    from paddlevideo.engine.backends import make_runner
-    from paddlevideo.engine.common import softmax
-    from paddlevideo.engine.evaluate import evaluate_model
+    from paddlevideo.runtime.backends import make_runner
+    from paddlevideo.metrics.classification import softmax
+    from paddlevideo.apps.evaluate import evaluate_model
     if not os.path.isfile(weights):
         raise UserError("weights {} not found; train the demo first (bash run.sh demo) or pass --weights".format(weights))
     over = []

@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -8,7 +9,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "tests", "data")
 sys.path.insert(0, ROOT)
 
-import paddlevideo  # noqa: E402,F401  (thread settings before paddle)
+from paddlevideo.cli import configure_process  # noqa: E402
+configure_process()   # threads before paddle is imported
 
 
 def clip(name):
@@ -70,3 +72,54 @@ def write_list(tmp_path):
         p.write_text("".join(line + "\n" for line in lines))
         return str(p)
     return make
+
+
+# ---- the fast lane: `bash run.sh test --fast` = pytest -m "not slow" ----------------------------------------------
+# A test is slow when it (or a fixture it uses, or a helper of its module they call) starts processes — the CLIs,
+# launches, demos, stream servers — or is marked slow by hand (in-process training).
+_PROCESS = re.compile(r"\b(run_cli|subprocess\.|Popen|paddle\.distributed\.launch|run_child)\b")
+
+
+def _starts_processes(fn, seen):
+    import inspect
+    if fn in seen:
+        return False
+    seen.add(fn)
+    try:
+        src = inspect.getsource(fn)
+    except (OSError, TypeError):
+        return False
+    if _PROCESS.search(src):
+        return True
+    module = sys.modules.get(getattr(fn, "__module__", ""), None)
+    for name in set(re.findall(r"\b([A-Za-z_]\w*)\(", src)):
+        obj = getattr(module, name, None)
+        if inspect.isfunction(obj) and obj.__module__ == module.__name__ and _starts_processes(obj, seen):
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fn = getattr(item, "function", None)
+        seen = set()
+        slow = fn is not None and _starts_processes(fn, seen)
+        for name in getattr(item, "fixturenames", ()):
+            for d in getattr(item, "_fixtureinfo").name2fixturedefs.get(name, ()):
+                slow = slow or _starts_processes(d.func, seen)
+        if slow:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _weights_cache(tmp_path_factory):
+    """Downloads and exports of the whole run (this process and the CLIs it starts) go to one cache under pytest's
+    temporary folder, made once per run and removed with it — never into the user's ~/.paddle/weights."""
+    d = tmp_path_factory.mktemp("weights_cache")
+    old = os.environ.get("PADDLEVIDEO_WEIGHTS_HOME")
+    os.environ["PADDLEVIDEO_WEIGHTS_HOME"] = str(d)
+    yield d
+    if old is None:
+        os.environ.pop("PADDLEVIDEO_WEIGHTS_HOME", None)
+    else:
+        os.environ["PADDLEVIDEO_WEIGHTS_HOME"] = old

@@ -114,3 +114,17 @@ def test_a_minus_one_label_is_a_bad_line_where_labels_are_needed(tmp_path):
     with pytest.raises(UserError, match=r"l\.txt:2: label -1 is negative"):
         parse_list(str(lst), 2, need_label=True)
     assert [lab for _, lab in parse_list(str(lst), 2, need_label=False)] == [1, -1]   # predict: -1 = unknown
+
+
+def test_the_readme_reference_is_the_key_table():
+    """README's configuration reference is generated from the one key table (python -m paddlevideo.config
+    --markdown); every key of the schema has a row, and the network keys are the table's."""
+    from paddlevideo import config
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    start = readme.index("<!-- config reference")
+    block = readme[readme.index("\n", start) + 1:readme.index("<!-- end of config reference -->")]
+    assert block == config.reference_markdown(), "README is stale: paste `python -m paddlevideo.config --markdown`"
+    for key in config.ALL_KEYS:
+        assert "| `{}` |".format(key) in block
+    assert set(config.NETWORK_KEYS) == {k for k, v in config.MODEL_TABLE.items() if v.network}
+    assert "shift_mode" in config.NETWORK_KEYS and "backbone" in config.NETWORK_KEYS

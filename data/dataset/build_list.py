@@ -100,7 +100,8 @@ def write_labels(path, names):
 
 def check(list_path, root, workers):
     """Decode every entry with the training reader; move unreadable ones to ``list.unreadable``."""
-    import paddlevideo  # noqa: F401  (thread settings before paddle)
+    from paddlevideo.cli import configure_process  # noqa: E402
+    configure_process()   # threads before paddle is imported
     from check_videos import broken_videos
     from paddlevideo.config import load_config
     from paddlevideo.data.dataset import parse_list

@@ -15,7 +15,8 @@ from multiprocessing import Pool
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-import paddlevideo  # noqa: E402,F401
+from paddlevideo.cli import configure_process  # noqa: E402
+configure_process()   # threads before paddle is imported
 from paddlevideo.config import load_config  # noqa: E402
 from paddlevideo.data import VideoDataset, VideoError  # noqa: E402
 from paddlevideo.data.dataset import parse_list  # noqa: E402

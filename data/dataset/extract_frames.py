@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 from paddlevideo.data.convert import (  # noqa: E402
     add_common_arguments, decode_video, run_jobs, unique_names, write_folder_index, write_summary)
-from paddlevideo.data.dataset import parse_list  # noqa: E402
+from paddlevideo.data.lists import parse_list  # noqa: E402
 from paddlevideo.data.flow import METHODS, video_flows, write_flow  # noqa: E402
 from paddlevideo.data.video import FRAME_PATTERN  # noqa: E402
 from paddlevideo.errors import run_cli  # noqa: E402

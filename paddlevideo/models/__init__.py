@@ -42,7 +42,7 @@ def model_name(cfg):
 
 def task_of(cfg):
     """``classification`` or ``detection``: what the family's batches, loss and metrics are (a model class's
-    ``task`` attribute; the engine's :mod:`~paddlevideo.engine.tasks` owns each)."""
+    ``task`` attribute; the engine's :mod:`~paddlevideo.tasks` owns each)."""
     return getattr(CLASSES.get(model_name(cfg)), "task", "classification")
 
 

@@ -1,0 +1,1 @@
+"""Annotation file formats (no Paddle, no OpenCV)."""
