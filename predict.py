@@ -30,8 +30,9 @@ def main(argv):
                         "two (--stride 0.5: 1.5 s) reads no key and takes --detector's boxes if given, else none; "
                         "default: the person detector")
     p.add_argument("--detector", default=None, metavar="MODULE:ATTR",
-                   help="detection: a person detector callable frame -> [n, 5] pixel boxes+scores (default: "
-                        "OpenCV's built-in HOG people detector)")
+                   help="detection/live: person boxes from MODULE:ATTR (a callable frame -> [n, 5] pixel boxes + "
+                        "score), ppdet:DIR|URL[#md5=HEX] (a PaddleDetection exported model, e.g. PP-Human's pedestrian "
+                        "detector), or by default OpenCV's HOG people detector (finds nobody in close-ups or seated)")
     p.add_argument("--resume", action="store_true",
                    help="finish an interrupted run with the same list and --output/--features: videos already "
                         "written are not run again")
@@ -42,9 +43,21 @@ def main(argv):
     p.add_argument("--smooth", type=int, default=12,
                    help="online: the smoothed label is the arg-max of the summed logits of the last N steps (12)")
     p.add_argument("--reconnect", type=int, default=3, help="online: reopen a stopped network stream up to N times")
+    p.add_argument("--live", action="store_true",
+                   help="the live pipeline on --source with a detection model: person tracks and per-person action "
+                        "events (see --events, --zones, --realtime; LIVE section of the config)")
+    p.add_argument("--events", default=None, metavar="OUT.jsonl",
+                   help="live: the events, one JSON object per line ('-' or unset: stdout)")
+    p.add_argument("--zones", default=None, metavar="FILE",
+                   help="live: a JSON/YAML list of polygons [[x, y], ...] (pixels); only persons whose box's bottom "
+                        "centre lies in one count")
+    p.add_argument("--realtime", action="store_true", help="live: read a file at its own fps instead of full speed")
     add_backend_args(p)
     args = p.parse_args(argv)
     cfg = config_from_args(args, "infer", default="configs/tsm.yaml")
+    if args.live:
+        from paddlevideo.apps.live import live_cli
+        return live_cli(cfg, args)
     if args.online:
         if args.source is None:
             raise UserError("--online needs --source: a camera index (0), rtsp://... / http://..., or a video file")

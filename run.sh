@@ -9,13 +9,15 @@
 #   bash run.sh eval    NAME CONFIG [flags]  -> eval.py     (--nproc N [--ips ...]: sharded, merged on rank 0)
 #   bash run.sh predict NAME CONFIG [flags]  -> predict.py  (--nproc N [--ips ...]: sharded; --resume finishes)
 #   bash run.sh export  NAME CONFIG [flags]  -> export.py (static model for Paddle Inference)
+#   bash run.sh live --config C --weights W --source 0|rtsp://...|FILE [--events OUT.jsonl] [flags]
+#                                             -> predict.py --live (person tracks, per-person action events)
 # Set-up is automatic: the first run creates .venv (unless a virtualenv is active) and installs
 # requirements.txt; it reinstalls only when requirements.txt changes.  On a CUDA machine set
 # PADDLE_PACKAGE=paddlepaddle-gpu (see README).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-usage() { sed -n '2,14p' "$ROOT/run.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$ROOT/run.sh" | sed 's/^# \{0,1\}//'; }
 
 setup() {
   local env_dir
@@ -108,9 +110,13 @@ case "$mode" in
     fi
     exec "$PY" "$ROOT/scripts/demo.py" "$@"
     ;;
+  live)
+    setup
+    exec "$PY" "$ROOT/predict.py" --live "$@"
+    ;;
   -h|--help|help) usage ;;
   *)
-    echo "error: unknown mode '$mode'; use one of train, eval, predict, export, demo, test" >&2
+    echo "error: unknown mode '$mode'; use one of train, eval, predict, export, live, demo, test" >&2
     exit 2
     ;;
 esac

@@ -20,7 +20,7 @@ from .errors import UserError
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MODES = ("train", "valid", "test", "infer")
-SECTIONS = ("MODEL", "TRAIN", "VALID", "TEST", "INFER")
+SECTIONS = ("MODEL", "TRAIN", "VALID", "TEST", "INFER", "LIVE")
 
 FORMATS = ("mp4", "pkl", "frames", "flow", "rgb_flow")
 
@@ -131,10 +131,34 @@ TRAIN_TABLE = {
     "amp": Key("str?", None, "GPU mixed precision: null, O1 or O2", choices=(None, "O1", "O2")),
     "seed": Key(int, 0, "the seed with fix_random_seed", minimum=0),
 }
+# LIVE: the live pipeline (predict.py --live): keyframes, tracking, per-person action events
+LIVE_TABLE = {
+    "stride": Key(float, 0.5, "seconds between keyframes (person boxes, tracking and the action model)", minimum=0.05),
+    "buffer": Key(int, 30, "frames a live source may queue while the pipeline is busy; older ones are dropped and "
+                  "counted", minimum=1),
+    "track_thresh": Key(float, 0.5, "tracking: detections at least this score are the high set", minimum=0.0),
+    "new_track_thresh": Key(float, 0.6, "tracking: the score a detection needs to start a track", minimum=0.0),
+    "match_iou": Key(float, 0.2, "tracking: least IoU of a track's predicted box and a detection", minimum=0.0),
+    "min_hits": Key(int, 2, "tracking: keyframes in a row with a box before a track is born (gets its id)",
+                    minimum=1),
+    "max_misses": Key(int, 4, "tracking: keyframes without a box before a track ends", minimum=0),
+    "smooth": Key(float, 0.6, "weight of the newest keyframe in a track's smoothed action scores (1: none)",
+                  minimum=0.0),
+    "threshold": Key(float, 0.5, "an event starts when a smoothed score stays at least this", minimum=0.0),
+    "thresholds": Key("floats", [], "per-class thresholds by action id (index 0 unused); [] = threshold for all"),
+    "hysteresis": Key(float, 0.15, "an event ends when its score stays below threshold - hysteresis", minimum=0.0),
+    "min_duration": Key(float, 0.5, "seconds a score must stay above the threshold before an event starts",
+                        minimum=0.0),
+    "hold": Key(float, 1.0, "seconds a score must stay below threshold - hysteresis before an event ends",
+                minimum=0.0),
+    "update_interval": Key(float, 1.0, "seconds of stream time between an active event's update messages",
+                           minimum=0.1),
+}
 # the views that older code reads: key -> (type, default)
 MODEL_KEYS = {k: (v.kind, v.default) for k, v in MODEL_TABLE.items()}
 READER_KEYS = {k: (v.kind, v.default) for k, v in READER_TABLE.items()}
 TRAIN_KEYS = {k: (v.kind, v.default) for k, v in TRAIN_TABLE.items()}
+LIVE_KEYS = {k: (v.kind, v.default) for k, v in LIVE_TABLE.items()}
 ALL_KEYS = dict(MODEL_TABLE, **READER_TABLE, **TRAIN_TABLE)
 
 # keys holding a file or folder: a relative value is resolved when it is read — against the folder of the config
@@ -160,6 +184,8 @@ def input_channels(fmt):
 def _schema(section):
     if section == "MODEL":
         return MODEL_KEYS
+    if section == "LIVE":
+        return LIVE_KEYS
     keys = dict(MODEL_KEYS)
     keys.update(READER_KEYS)
     if section == "TRAIN":
@@ -236,12 +262,18 @@ class Config(AttrDict):
     def mode(self, mode):
         """Flat settings for ``mode`` (train/valid/test/infer): defaults < MODEL < the mode section."""
         section = mode.upper()
-        if section not in SECTIONS[1:]:
+        if section not in SECTIONS[1:5]:
             raise ValueError("mode must be one of {}".format(MODES))
         out = AttrDict({k: copy.deepcopy(d) for k, (_, d) in _schema(section).items()})
         out.update(copy.deepcopy(self.MODEL))
         out.update(copy.deepcopy(self.get(section, {})))
         out["mode"] = mode
+        return out
+
+    def live(self):
+        """The live pipeline's settings: defaults < the LIVE section."""
+        out = AttrDict({k: copy.deepcopy(d) for k, (_, d) in LIVE_KEYS.items()})
+        out.update(copy.deepcopy(self.get("LIVE", {})))
         return out
 
     def set(self, dotted, value, source="command line", base=None):
@@ -369,6 +401,10 @@ def validate(cfg, path):
         if input_channels(m["format"]) != input_channels(cfg.MODEL.format):
             raise UserError("{}: {}.format {!r} has other input channels than MODEL.format {!r} (the network's); "
                             "set the format in MODEL".format(path, section, m["format"], cfg.MODEL.format))
+    live = cfg.live()
+    for key, spec in LIVE_TABLE.items():
+        if spec.minimum is not None and live[key] < spec.minimum:
+            raise UserError("{}: LIVE.{} must be >= {} (got {})".format(path, key, spec.minimum, live[key]))
     if not cfg.MODEL.get("name"):
         raise UserError("{}: MODEL.name is missing; set it to one of the model names, e.g. TSM".format(path))
     for mode in MODES:
@@ -401,7 +437,7 @@ def reference_markdown():
         return "`{}`".format("null" if v is None else str(v).lower() if isinstance(v, bool) else v)
     rows = ["| key | sections | type | default | allowed | network | meaning |", "|---|---|---|---|---|---|---|"]
     for sections, table in (("MODEL (+ modes)", MODEL_TABLE), ("TRAIN VALID TEST INFER", READER_TABLE),
-                            ("TRAIN", TRAIN_TABLE)):
+                            ("TRAIN", TRAIN_TABLE), ("LIVE", LIVE_TABLE)):
         for k, spec in table.items():
             allowed = " / ".join(value(c) for c in spec.choices) if spec.choices else (
                 ">= {}".format(spec.minimum) if spec.minimum is not None else "")
@@ -420,6 +456,7 @@ def complete(cfg):
         section, m = mode.upper(), cfg.mode(mode)
         own = cfg.get(section, {})
         body[section] = {k: copy.deepcopy(m[k]) for k in _schema(section) if k not in MODEL_KEYS or k in own}
+    body["LIVE"] = dict(cfg.live())
     return body
 
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tarfile
+import zipfile
 import time
 import urllib.error
 import urllib.parse
@@ -43,11 +44,12 @@ def _md5(path):
 
 
 def _is_tar(name):
-    return name.endswith((".tar.gz", ".tgz", ".tar"))
+    """An archive that is extracted after the download (tar, tar.gz, zip: PaddleDetection's exported models)."""
+    return name.endswith((".tar.gz", ".tgz", ".tar", ".zip"))
 
 
 def _extracted_dir(dest):
-    for ext in (".tar.gz", ".tgz", ".tar"):
+    for ext in (".tar.gz", ".tgz", ".tar", ".zip"):
         if dest.endswith(ext):
             return dest[:-len(ext)]
     return dest
@@ -57,6 +59,14 @@ def safe_extract(archive, target_dir):
     """Extract ``archive`` into ``target_dir`` refusing members that escape it."""
     os.makedirs(target_dir, exist_ok=True)
     root = os.path.realpath(target_dir)
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            for name in z.namelist():
+                dest = os.path.realpath(os.path.join(root, name))
+                if os.path.isabs(name) or not (dest == root or dest.startswith(root + os.sep)):
+                    raise UserError("archive {} has an unsafe member {!r}; refusing to extract it".format(archive, name))
+            z.extractall(root)
+        return
     with tarfile.open(archive) as tar:
         for m in tar.getmembers():
             dest = os.path.realpath(os.path.join(root, m.name))
@@ -141,7 +151,7 @@ def fetch(url, cache=None, md5=None, retries=4, timeout=30, backoff=1.0):
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             safe_extract(part, tmp)
-        except (tarfile.TarError, EOFError, OSError) as e:
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
             shutil.rmtree(tmp, ignore_errors=True)
             os.remove(part)
             raise UserError("download of {} is not a valid archive ({}); {}".format(url, e, hint))

@@ -35,6 +35,7 @@ def _tensor(x, dtype=None):
 class Classification:
     name = "classification"
     unit = "videos"                   # what one item of the lists is, in log lines
+    per_person = False                # the model scores person boxes (the live pipeline needs such a model)
     parallel_validation = True        # validation gathers over the ranks of a data-parallel run
 
     def validate(self, runner, loader, items, ds, cfg, world):
@@ -97,6 +98,7 @@ class Classification:
 class Detection(Classification):
     name = "detection"
     unit = "keyframes"
+    per_person = True
     parallel_validation = False
 
     def validate(self, runner, loader, items, ds, cfg, world):

@@ -12,7 +12,6 @@ keeps every row (the number PaddleVideo's and mmaction2's copies of the evaluato
 with a warning naming file:line and counted in ``skipped_rows``.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -21,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from paddlevideo.annotations.ava import Problems  # noqa: E402
 from paddlevideo.metrics.ava import evaluate_files  # noqa: E402
 from paddlevideo.errors import run_cli  # noqa: E402
+from paddlevideo.report import write_json  # noqa: E402
 
 
 def main(argv):
@@ -48,9 +48,7 @@ def main(argv):
         res["num_gt_keyframes"], res["num_detection_keyframes"],
         ", {} rows skipped: {}".format(problems.total(), problems.summary()) if problems.total() else ""))
     if a.output:
-        os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
-        with open(a.output, "w") as f:
-            json.dump(res, f, indent=1)
+        write_json(a.output, res)
     return 0
 
 

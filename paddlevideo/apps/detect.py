@@ -18,7 +18,6 @@ Output (``--output F.json``): ``{"video", "fps", "stride", "keyframes": [{"time"
 "persons": [{"box" (pixels), "box_norm", "detector_score", "actions": [{"id", "label", "score"}]}]}]}``
 with the actions whose score ≥ ``threshold``; ``--render OUT.mp4`` draws them (time in seconds).
 """
-import importlib
 import json
 import os
 import pickle
@@ -29,46 +28,10 @@ import numpy as np
 from ..data.ava import FPS, box_array, read_label_map, rescale, select_proposals
 from ..errors import UserError
 from ..runtime.backends import make_runner
+from .persons import HOGPersonDetector, load_detector  # noqa: F401  (detect.HOGPersonDetector: an alias)
 from ..config import label_map_path
 from ..report import log, write_json
 from ..runtime.batches import resolve_weights, set_device
-
-
-class HOGPersonDetector:
-    """OpenCV's built-in HOG + linear SVM people detector (Dalal & Triggs): no download, weak on small or
-    seated people.  ``__call__(frame RGB) -> [n, 5]`` pixel boxes with the SVM score squashed to (0, 1)."""
-
-    def __init__(self, min_score=0.3, scale=1.05):
-        self.hog = cv2.HOGDescriptor()
-        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-        self.min_score, self.scale = min_score, scale
-
-    def __call__(self, frame):
-        h, w = frame.shape[:2]
-        f = max(1.0, 400.0 / max(h, w))       # the detector's window is 64×128: upscale small frames
-        img = cv2.resize(frame, (int(w * f), int(h * f))) if f > 1 else frame
-        rects, weights = self.hog.detectMultiScale(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), winStride=(8, 8),
-                                                   padding=(8, 8), scale=self.scale)
-        out = []
-        for (x, y, bw, bh), s in zip(rects, np.asarray(weights).reshape(-1)):
-            score = float(1.0 / (1.0 + np.exp(-s)))
-            if score >= self.min_score:
-                out.append([x / f, y / f, (x + bw) / f, (y + bh) / f, score])
-        return np.array(out, np.float32).reshape(-1, 5)
-
-
-def load_detector(spec):
-    """``module:attribute`` → a detector callable (a class is instantiated without arguments)."""
-    if not spec:
-        return HOGPersonDetector()
-    if ":" not in spec:
-        raise UserError("--detector {!r}: expected module:attribute, e.g. mydet:PersonDetector".format(spec))
-    mod, attr = spec.split(":", 1)
-    try:
-        obj = getattr(importlib.import_module(mod), attr)
-    except (ImportError, AttributeError) as e:
-        raise UserError("--detector {}: cannot load it ({})".format(spec, e))
-    return obj() if isinstance(obj, type) else obj
 
 
 def read_box_file(path):
@@ -215,17 +178,23 @@ def detect_cli(cfg, args):
     return 0
 
 
+def score_boxes(runner, clip, px, m):
+    """The detector on one keyframe: ``clip [T, H, W, 3]`` RGB uint8 and person boxes ``px [R, 4]`` (pixels) →
+    action probabilities ``[R, num_classes]`` (sigmoid; column 0 unused), all boxes in one call."""
+    frames, (boxes,) = rescale(clip, [np.asarray(px, np.float32)], m.short_size)
+    x = frames.astype(np.float32) / 255.0
+    x = (x - np.asarray(m.image_mean, np.float32)) / np.asarray(m.image_std, np.float32)
+    x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))[None]
+    logits = np.asarray(runner(x, boxes.astype(np.float32), np.array([len(boxes)], np.int32)), np.float64)
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
 def _score(runner, clip, px, det_scores, m, t, key, w, h, names, threshold):
     """One keyframe: the model on the clip and the person boxes → its JSON entry."""
     entry = {"time": t, "frame": int(key), "persons": []}
     if len(px) == 0:
         return entry
-    frames, (boxes,) = rescale(clip, [px.astype(np.float32)], m.short_size)
-    x = frames.astype(np.float32) / 255.0
-    x = (x - np.asarray(m.image_mean, np.float32)) / np.asarray(m.image_std, np.float32)
-    x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))[None]
-    logits = np.asarray(runner(x, boxes.astype(np.float32), np.array([len(boxes)], np.int32)), np.float64)
-    probs = 1.0 / (1.0 + np.exp(-logits))
+    probs = score_boxes(runner, clip, px, m)
     for b, s, p in zip(px, det_scores, probs):
         acts = [{"id": int(c), "label": names.get(int(c), str(c)), "score": float(p[c])}
                 for c in np.argsort(-p) if c > 0 and p[c] >= threshold and (not names or c in names)]

@@ -36,8 +36,9 @@ def source_kind(source):
 class FrameReader(threading.Thread):
     """Decodes ``source`` in its own thread; :meth:`get` returns ``(index, t, RGB frame)`` or None at the end.
 
-    Live sources keep a queue of one (the newest frame replaces an unread one: ``dropped`` counts them); files
-    queue up to ``depth`` frames and the reader waits (nothing dropped).  Only every ``every``-th frame is queued.
+    Live sources keep a queue of ``live_depth`` frames (when it is full the oldest unread frame is dropped:
+    ``dropped`` counts them, so a slow consumer never falls behind by more than the queue); files queue up to
+    ``depth`` frames and the reader waits (nothing dropped).  Only every ``every``-th frame is queued.
     A network stream that stops is reopened; ``reconnect`` bounds the **consecutive** failed attempts (a frame
     read resets the count, so a stream that glitches now and then runs for days), with a back-off of
     ``retry_delay`` doubling up to ``max_delay`` seconds between attempts; ``reconnects`` counts every attempt.
@@ -47,13 +48,15 @@ class FrameReader(threading.Thread):
     open_captures = 0
     _lock = threading.Lock()
 
-    def __init__(self, source, every=1, reconnect=3, depth=8, retry_delay=1.0, max_delay=10.0):
+    def __init__(self, source, every=1, reconnect=3, depth=8, retry_delay=1.0, max_delay=10.0, live_depth=1,
+                 clock="wall"):
         super().__init__(daemon=True)
         self.source, self.every, self.reconnect, self.retry_delay = source, max(1, int(every)), reconnect, retry_delay
         self.max_delay = max_delay
         self.kind = source_kind(source)
         self.live = self.kind != "file"
-        self.q = queue.Queue(maxsize=1 if self.live else depth)
+        self.clock = clock         # a live source's t: "wall" (seconds since the start) or "frames" (index / fps)
+        self.q = queue.Queue(maxsize=max(1, int(live_depth)) if self.live else depth)
         self.dropped = self.reconnects = self.failures = 0
         self.error = None
         self.stop_flag = False
@@ -127,9 +130,9 @@ class FrameReader(threading.Thread):
                     break
                 self.failures = 0
                 if index % self.every == 0:
-                    t = index / self.fps if not self.live else time.time() - t0
+                    t = index / self.fps if not self.live or self.clock == "frames" else time.time() - t0
                     item = (index, t, cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-                    if self.live:
+                    if self.live and self.q.full():        # the consumer is behind: drop the oldest frame
                         try:
                             self.q.get_nowait()
                             self.dropped += 1
