@@ -3,6 +3,7 @@
 #   bash run.sh demo [--quick]               TSM vs TSN on synthetic data (--quick: bundled clips)
 #   bash run.sh demo --detection             AVA-style detection: SlowFast vs one frame, synthetic actors
 #   bash run.sh demo --online                online TSM streamed frame by frame vs the offline shift
+#   bash run.sh demo --live                  live: per-person action events from a file and a network stream
 #   bash run.sh test [--fast] [pytest args]  the test suite (--fast: the lane without processes, < 3 min)
 #   bash run.sh train   NAME CONFIG [flags]  -> train.py   --model_name NAME --config CONFIG flags
 #        [--nproc N [--ips IP1,IP2]]          data parallel via python -m paddle.distributed.launch
@@ -17,7 +18,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-usage() { sed -n '2,16p' "$ROOT/run.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$ROOT/run.sh" | sed 's/^# \{0,1\}//'; }
 
 setup() {
   local env_dir
@@ -99,6 +100,10 @@ case "$mode" in
     if [ "${1:-}" = "--online" ]; then
       shift
       exec "$PY" "$ROOT/scripts/demo_online.py" "$@"
+    fi
+    if [ "${1:-}" = "--live" ]; then
+      shift
+      exec "$PY" "$ROOT/scripts/demo_live.py" "$@"
     fi
     if [ "${1:-}" = "--detection" ]; then
       shift

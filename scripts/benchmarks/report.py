@@ -54,6 +54,17 @@ def markdown(results, source=None):
             ["read", "rows", "keyframes", "seconds", "peak RSS MB", "mAP"],
             [(k, _v(r, "rows"), _v(r, "keyframes"), _v(r, "seconds"), _v(r, "peak_rss_mb"), _v(r, "mAP"))
              for k, r in results["ava_eval"].items()])
+    lv = results.get("live", {})
+    if lv:
+        out += ["## Live pipeline (seconds per keyframe)", ""] + _table(
+            ["backend", "person detector", "HOG", "tracker", "action model", "persons", "end to end", "e2e fps"],
+            [(k, _v(r, "detector_s"), _v(r, "hog_detector_s"), _v(r, "tracker_s"), _v(r, "action_model_s"),
+              _v(r, "persons"), _v(r, "end_to_end_s_per_keyframe"), _v(r, "end_to_end_fps"))
+             for k, r in lv.items() if k in ("onnxruntime", "paddle-inference")])
+        sf = lv.get("slowfast_r50_ava_256_8_persons", {})
+        out += ["SlowFast-R50 AVA at 256 px with 8 persons: {} s per keyframe (ONNX Runtime). Simultaneous 30-fps "
+                "streams kept in real time (demo model): **{}**.".format(_v(sf, "seconds_per_keyframe"),
+                                                                          lv.get("max_realtime_streams")), ""]
     if results.get("memory"):
         out += ["## Memory of predict/eval by list length", ""] + _table(
             ["script", "lines", "peak RSS MB", "seconds"],
