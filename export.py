@@ -33,7 +33,7 @@ def main(argv):
         prefix))
     m = cfg.mode(args.mode)
     if m.precision == "int8":     # the ONNX model and its int8 version beside it (predict.py --exported P --precision int8)
-        q = int8_model(to_onnx(prefix, onnx_opset(cfg)), m, cfg.mode("valid").filelist)
+        q = int8_model(to_onnx(prefix, onnx_opset(cfg)), m, cfg.mode("valid").filelist, cfg)
         print("[EXPORT] int8 (ONNX Runtime QDQ): {} (use predict.py --exported {} --precision int8 --calibration "
               "<the same list>)".format(q, prefix))
     elif m.precision == "bf16":

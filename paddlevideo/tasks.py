@@ -52,6 +52,15 @@ class Classification:
             if res["num_evaluated"] else None)
         return res, line
 
+    def calibration_list(self, cfg):
+        """The default list int8 calibration reads (None: the caller's default, VALID.filelist)."""
+        return None
+
+    def calibration_samples(self, cfg, m, list_path, size):
+        """int8 calibration inputs: up to ``size`` single-view clips ``[1, T, C, H, W]`` of ``list_path``."""
+        from .runtime.quantize import calibration_clips
+        return calibration_clips(m, list_path, size)
+
     def evaluate_app(self, cfg, model_name, **kw):
         """``eval.py``: the app that evaluates this family (:func:`paddlevideo.apps.evaluate.evaluate_classification`)."""
         from .apps.evaluate import evaluate_classification
@@ -107,6 +116,38 @@ class Detection(Classification):
         line = ("frame-mAP@0.5: {:.4f}\t({} keyframes, {} skipped)".format(
             res["mAP"], res["num_evaluated"], res["num_skipped"]) if res["mAP"] is not None else None)
         return res, line
+
+    def calibration_list(self, cfg):
+        """Detection calibrates on the training keyframes (TRAIN's GT CSV with its proposals and frames)."""
+        return cfg.mode("train").filelist
+
+    def calibration_samples(self, cfg, m, list_path, size):
+        """Up to ``size`` keyframes of ``list_path`` (an AVA GT CSV; TRAIN's proposals, exclusions and frames) in
+        the test transforms: ``(clip [1, T, 3, H, W], boxes [R, 4], boxes_num [1])`` tuples."""
+        tm = cfg.mode("train")
+        cm = type(m)(m, filelist=list_path, proposal_file=tm.proposal_file, exclude_file=tm.exclude_file,
+                     data_root=tm.data_root, mode="test")
+        records = self.read(cm)
+        if not records:
+            raise UserError("calibration keyframes {}: none could be read".format(list_path))
+        pick = np.linspace(0, len(records) - 1, min(size, len(records))).round().astype(int)
+        ds = self.dataset([records[i] for i in sorted(set(pick.tolist()))], cm)
+        out = []
+        for i in range(len(ds)):
+            try:
+                sample = ds[i]
+            except Exception:  # noqa: BLE001  (an unreadable keyframe is skipped, as in evaluation)
+                continue
+            batch = ava.collate([sample])
+            inputs, _, _, _ = ava.unpack(batch)
+            if inputs is None:
+                continue
+            clip, boxes, counts = (_np(v) for v in inputs)
+            out.append((clip[:1].astype(np.float32), boxes[:int(counts[0])].astype(np.float32),
+                        counts[:1].astype(np.int32)))
+        if not out:
+            raise UserError("calibration keyframes {}: none could be decoded".format(list_path))
+        return out
 
     def evaluate_app(self, cfg, model_name, resume=False, **kw):
         from .apps.evaluate import evaluate_detection

@@ -38,6 +38,7 @@ from paddlevideo.errors import UserError, run_cli  # noqa: E402
 CONFIG = os.path.join(ROOT, "configs", "demo_detection.yaml")
 DETECTOR = "data.dataset.synthetic.make_synthetic_ava:ActorDetector"
 DATA = os.path.join(ROOT, "data", "dataset", "synthetic", "ava_live")
+TRAINING = ["TRAIN.epoch=16"]       # the detection demo's recipe, a little longer (walking actors are harder)
 
 
 def data(n_train, n_val, seed=0, walking=0.5):
@@ -45,7 +46,8 @@ def data(n_train, n_val, seed=0, walking=0.5):
     meta = os.path.join(DATA, "meta.json")
     if os.path.exists(meta):
         with open(meta) as f:
-            if all(json.load(f).get(k) == v for k, v in want.items()):
+            have = json.load(f)
+            if all(have.get(k) == v for k, v in want.items()):
                 print("[demo] using the synthetic training clips in {}".format(DATA), flush=True)
                 return DATA
     shutil.rmtree(DATA, ignore_errors=True)
@@ -89,7 +91,7 @@ def model(out, d, extra):
     return w
 
 
-def live(w, d, source, events, summary, extra, render=None, timeout=900):
+def live(w, d, source, events, summary, extra, render=None, timeout=900, reconnect=None):
     cmd = [sys.executable, os.path.join(ROOT, "predict.py"), "--live", "--config", CONFIG, "--weights", w,
            "--source", source, "--detector", DETECTOR, "--events", events, "--output", summary, "--backend",
            "onnxruntime", "-o", "MODEL.label_map=" + os.path.join(d, "label_map.pbtxt")]
@@ -97,6 +99,8 @@ def live(w, d, source, events, summary, extra, render=None, timeout=900):
         cmd += ["-o", o]
     if render:
         cmd += ["--render", render]
+    if reconnect is not None:          # the served file's end is the stream's end: no reconnect attempts
+        cmd += ["--reconnect", str(reconnect)]
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     line = [x for x in p.stderr.splitlines() if x.startswith("[LIVE]") or x.startswith("error:")]
     print("[demo] {}: {}".format(source, line[-1] if line else p.stderr[-500:]), flush=True)
@@ -173,7 +177,7 @@ def figure(out, gt_path, events_path, video, path):
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=os.path.join(ROOT, "output", "demo_live"))
-    p.add_argument("--train", type=int, default=80, help="training clips (3 keyframes each)")
+    p.add_argument("--train", type=int, default=120, help="training clips (3 keyframes each)")
     p.add_argument("--val", type=int, default=10)
     p.add_argument("--seconds", type=float, default=60.0, help="length of the held-out streams")
     p.add_argument("--seed", type=int, default=100, help="the held-out stream's seed")
@@ -186,7 +190,7 @@ def main(argv):
     t0 = time.time()
     os.makedirs(a.out, exist_ok=True)
     d = data(a.train, a.val)
-    w = model(a.out, d, a.override)
+    w = model(a.out, d, TRAINING + a.override)
     res = {"weights": w, "config": CONFIG, "detector": DETECTOR}
     streams = {}
     for name, seed in (("held_out", a.seed), ("other_seed", a.other_seed)):
@@ -201,7 +205,8 @@ def main(argv):
         proc, url = serve(video)
         try:
             ev_live = os.path.join(a.out, "events_live.jsonl")
-            s = live(w, d, url, ev_live, os.path.join(a.out, "summary_live.json"), a.live + ["LIVE.buffer=60"])
+            s = live(w, d, url, ev_live, os.path.join(a.out, "summary_live.json"), a.live + ["LIVE.buffer=60"],
+                     reconnect=0)
         finally:
             proc.kill()
         res["live"] = scored(gt, ev_live, s)

@@ -304,6 +304,13 @@ def test_train_eval_writes_the_official_number_and_backends_agree(tiny):
     dy = np.array([float(r[7]) for r in rows])
     ort = np.array([float(r[7]) for r in csv.reader(open(outs["onnxruntime"]["detections"]))])
     assert np.abs(dy - ort).max() <= 0.0015                  # scores are written with 3 decimals
+    # int8 (ONNX Runtime QDQ, calibrated on the training keyframes): the same rows, scores close to fp32
+    run_cli("eval.py", "--config", DEMO, "--weights", w, "--precision", "int8", "--save_dir", d / "int8",
+            "--cache_dir", d / "cache", *args)
+    q = json.loads((d / "int8" / "SLOWFAST_AVA_eval.json").read_text())
+    assert q["backend"] == "onnxruntime-int8" and q["capacity"] == 50
+    qs = np.array([float(r[7]) for r in csv.reader(open(q["detections"]))])
+    assert qs.shape == ort.shape and np.abs(qs - ort).mean() < 0.02 and abs(q["mAP"] - res["mAP"]) <= 0.1
     # sharded over 2 processes (run.sh --nproc 2): the same CSV, the same mAP
     env = dict(os.environ, PV_LAUNCH_LOG_DIR=str(d / "launch"),
                VIRTUAL_ENV=os.environ.get("VIRTUAL_ENV", os.path.dirname(os.path.dirname(sys.executable))))

@@ -312,7 +312,7 @@ def _make_resolved(cfg, mode, weights, backend, cpu_threads, cache_dir, exported
     if backend == "onnxruntime":
         onnx_path = to_onnx(prefix, onnx_opset(cfg))
         if precision == "int8":
-            return OnnxRunner(int8_model(onnx_path, m, cfg.mode("valid").filelist), cpu_threads,
+            return OnnxRunner(int8_model(onnx_path, m, cfg.mode("valid").filelist, cfg), cpu_threads,
                               spin=spin), "onnxruntime-int8"
         return OnnxRunner(onnx_path, cpu_threads, spin=spin), "onnxruntime"
     if precision == "bf16":
@@ -320,10 +320,17 @@ def _make_resolved(cfg, mode, weights, backend, cpu_threads, cache_dir, exported
     return InferenceRunner(prefix, cpu_threads, m.use_gpu), "paddle-inference"
 
 
-def int8_model(onnx_path, m, default_list=None):
+def int8_model(onnx_path, m, default_list=None, cfg=None):
     """The int8 version of ``onnx_path`` calibrated on ``m.calibration`` (else ``default_list``), cached
-    beside it and keyed by the list's content and the number of clips."""
+    beside it and keyed by the list's content and the number of samples.  With ``cfg`` the samples come from its
+    task (:meth:`~paddlevideo.tasks.Classification.calibration_samples`: clips; detection: training keyframes with
+    their proposals)."""
     from .quantize import calibration_clips, calibration_key, quantize_int8
+    task = None
+    if cfg is not None:
+        from ..tasks import task_for
+        task = task_for(cfg)
+        default_list = task.calibration_list(cfg) or default_list
     lst = m.calibration or default_list
     if not lst:
         raise UserError("--precision int8 needs calibration clips: pass --calibration LIST (a few dozen clips of "
@@ -332,5 +339,7 @@ def int8_model(onnx_path, m, default_list=None):
         raise UserError("calibration list {} not found (--calibration / VALID.filelist)".format(lst))
     out = "{}.int8-{}.onnx".format(onnx_path[:-len(".onnx")], calibration_key(lst, m.calibration_size))
     if not os.path.exists(out):
-        quantize_int8(onnx_path, out, calibration_clips(m, lst, m.calibration_size))
+        samples = (task.calibration_samples(cfg, m, lst, m.calibration_size) if task is not None
+                   else calibration_clips(m, lst, m.calibration_size))
+        quantize_int8(onnx_path, out, samples)
     return out

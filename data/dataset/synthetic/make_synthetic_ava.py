@@ -120,7 +120,7 @@ def make_video(folder, rng, walking=False):
     """Render one clip; return ``(actors [(box at each keyframe, actions)], distractors [box at each keyframe])``.
     ``walking``: every actor and distractor walks slowly sideways (4-12 px/s), as in the live streams."""
     n_act = int(rng.integers(2, 5))
-    n_dis = int(rng.integers(0, 2))
+    n_dis = int(rng.integers(1, 3) if walking else rng.integers(0, 2))   # walking clips: more idle walkers
     boxes = place_boxes(rng, n_act + n_dis)
     acts = [actor_actions(rng) for _ in boxes[:n_act]] + [[] for _ in boxes[n_act:]]
     n_act = min(n_act, len(boxes))
@@ -211,7 +211,7 @@ def stream_plan(rng, seconds, n_actors):
             t_out = float(min(seconds, t_in + rng.uniform(seconds * 0.4, seconds * 0.8)))
         bw, bh = int(rng.integers(44, 57)), int(rng.integers(48, 61))
         y1 = int(rng.integers(2, H - bh - 2))
-        speed = float(rng.uniform(5, 12)) * float(rng.choice([-1, 1]))
+        speed = float(rng.uniform(3, 7)) * float(rng.choice([-1, 1]))
         x0 = float(rng.uniform(2, SW - bw - 2))
         acts, t = [], t_in + float(rng.uniform(1.0, 3.0))
         while True:
