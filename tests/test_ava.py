@@ -295,7 +295,7 @@ def test_train_eval_writes_the_official_number_and_backends_agree(tiny):
         assert (d / backend / "SLOWFAST_AVA_per_class_ap.png").stat().st_size > 1000
     res = outs["dygraph"]
     assert res["backend"] == "dygraph" and outs["onnxruntime"]["backend"] == "onnxruntime"
-    assert 0.0 <= res["mAP"] <= 1.0 and set(res["per_class"]) <= set(make_synthetic_ava.ACTIONS)
+    assert set(res["per_class"]) <= set(make_synthetic_ava.ACTIONS) and res["per_class"]
     again = evaluate_files(str(d / "data" / "test.csv"), res["detections"], str(d / "data" / "label_map.pbtxt"),
                            str(d / "data" / "test_excluded.csv"))
     assert again["mAP"] == res["mAP"]

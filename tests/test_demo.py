@@ -49,5 +49,5 @@ def test_reduced_online_demo_learns_with_the_past_only_shift_and_streams(tmp_pat
     assert res["bidirectional"]["top1"] >= 0.75, res
     s = res["stream"]
     assert s["clips"] == 6 and s["steps"] == 6 * 4 and s["every"] == 4       # 16-frame clips, 4 segments
-    assert 0 <= s["step_accuracy"] <= 1 and 0 <= s["mean_delay_frames"] <= 16
+    assert s["step_accuracy"] > 0.5 and 0 <= s["mean_delay_frames"] < 16     # better than chance; switches in-clip
     assert (out / "timeline.png").stat().st_size > 10000 and "smoothed-label accuracy" in p.stdout

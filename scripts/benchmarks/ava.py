@@ -13,9 +13,9 @@ def child_ava(backend, repeat, threads):
     """Runs in a subprocess: the AVA detector vs its trunk on one backend (random weights)."""
     import tempfile
     import numpy as np
-    import paddle
     from paddlevideo.cli import configure_process  # noqa: E402
     configure_process()   # threads before paddle is imported
+    import paddle
     from paddlevideo import build_model, load_config
     from paddlevideo.runtime.backends import InferenceRunner, OnnxRunner, dygraph_runner, export_model, to_onnx
     from paddlevideo.tasks import task_for

@@ -18,9 +18,9 @@ def child_online(name, backend, repeat, threads):
     weights); for ONNX Runtime also end to end from a real file (decoding in the reader thread included)."""
     import tempfile
     import numpy as np
-    import paddle
     from paddlevideo.cli import configure_process  # noqa: E402
     configure_process()   # threads before paddle is imported
+    import paddle
     from paddlevideo import build_model, load_config
     from paddlevideo.runtime.backends import (SHIFT_IMPL, InferenceRunner, OnnxRunner, dygraph_runner, export_model,
                                              to_onnx)

@@ -38,9 +38,9 @@ def child_pipeline(backend, n_items, threads, repeat=3):
     ``repeat`` interleaved rounds."""
     import tempfile
     import numpy as np
-    import paddle
     from paddlevideo.cli import configure_process  # noqa: E402
     configure_process()   # threads before paddle is imported
+    import paddle
     from paddlevideo import build_model, load_config
     from paddlevideo.data import parse_list
     from paddlevideo.runtime.backends import make_runner
