@@ -89,11 +89,14 @@ case "$mode" in
   test)
     setup
     cd "$ROOT"
+    # two workers, a test file each (module fixtures stay in one process); PV_TEST_WORKERS=0 runs serially
+    workers=(-n "${PV_TEST_WORKERS:-2}" --dist loadfile)
+    [ "${PV_TEST_WORKERS:-2}" = "0" ] && workers=()
     if [ "${1:-}" = "--fast" ]; then    # the fast lane: no test that starts processes or trains (< 3 min)
       shift
-      exec "$PY" -m pytest -q -m "not slow" tests "$@"
+      exec "$PY" -m pytest -q ${workers[@]+"${workers[@]}"} -m "not slow" tests "$@"
     fi
-    exec "$PY" -m pytest -q tests "$@"
+    exec "$PY" -m pytest -q ${workers[@]+"${workers[@]}"} tests "$@"
     ;;
   demo)
     setup

@@ -22,7 +22,7 @@ Every measurement runs in its own subprocess so that its peak RSS is its own.  M
   processes through paddle.distributed.launch, Gloo; each its own batch, so clips/s is the comparable
   number) and ``bf16-autocast`` (1 process, 2 threads, ``paddle.amp.auto_cast(dtype="bfloat16")``);
 * ``ava_eval``: scripts/ava_eval.py's scorer on a synthetic result file of 5 M rows (240 per keyframe, as a
-  detector writes one row per box per class; ``--quick``: 200 k) with the official capacity 50 and without a
+  detector writes one row per box per class; ``--quick``: 50 k) with the official capacity 50 and without a
   cap: JSON ``ava_eval.<capacity_50|no_cap>`` with ``rows``, ``keyframes``, ``seconds``, ``peak_rss_mb`` — with the
   cap the memory is bounded by 50 × keyframes, not by the rows.
 

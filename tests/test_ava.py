@@ -452,7 +452,7 @@ def test_keyframe_clips_from_a_cut_video_equal_the_frame_folder(tmp_path):
 
 
 def test_benchmark_scores_a_large_result_file_and_leaves_no_temporary_files(tmp_path):
-    """scripts/benchmark.py --sections ava_eval --quick: the capped and uncapped scorer on 200 k rows, JSON out;
+    """scripts/benchmark.py --sections ava_eval --quick: the capped and uncapped scorer on 50 k rows, JSON out;
     everything it wrote under the temporary folder is gone afterwards."""
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -462,8 +462,8 @@ def test_benchmark_scores_a_large_result_file_and_leaves_no_temporary_files(tmp_
                        env=dict(os.environ, TMPDIR=str(tmp)))
     assert p.returncode == 0, p.stderr[-2000:]
     res = json.loads(out.read_text())["ava_eval"]
-    assert res["capacity_50"]["rows"] == res["no_cap"]["rows"] == 199920
-    assert res["capacity_50"]["keyframes"] == 833 and res["capacity_50"]["peak_rss_mb"] > 0
+    assert res["capacity_50"]["rows"] == res["no_cap"]["rows"] == 49920
+    assert res["capacity_50"]["keyframes"] == 208 and res["capacity_50"]["peak_rss_mb"] > 0
     assert res["capacity_50"]["mAP"] != res["no_cap"]["mAP"]      # 240 rows per keyframe: the cap decides
     assert os.listdir(tmp) == []
 

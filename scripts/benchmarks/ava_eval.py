@@ -48,7 +48,7 @@ CHILDREN = {"ava_eval": child_ava_eval}
 def run(a, results):
     """``ava_eval.<capacity_50|no_cap>``: rows, keyframes, seconds, peak RSS of the scorer."""
     import tempfile
-    gt, det, label_map, rows = write_ava_eval_files(tempfile.mkdtemp(), 200000 if a.quick else 5000000)
+    gt, det, label_map, rows = write_ava_eval_files(tempfile.mkdtemp(), 50000 if a.quick else 5000000)
     for name, capacity in (("capacity_50", 50), ("no_cap", 0)):
         r = run_child(["ava_eval", gt, det, label_map, capacity])
         r["rows"] = rows
