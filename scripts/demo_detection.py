@@ -31,9 +31,12 @@ CONFIG = os.path.join(ROOT, "configs", "demo_detection.yaml")
 MODELS = {"slowfast": [], "one_frame": ["MODEL.seg_num=1"]}
 
 
-def dataset(out, n_train, n_val, n_test, seed):
-    """Generate unless the same data is there; return ``make_synthetic_ava.make``'s paths."""
+def dataset(out, n_train, n_val, n_test, seed, walking=0.0):
+    """Generate unless the same data is there; return ``make_synthetic_ava.make``'s paths.  ``walking``: the fraction
+    of clips whose actors walk (the live demo's training data)."""
     want = {"seed": seed, "train": n_train, "val": n_val, "test": n_test}
+    if walking:
+        want["walking"] = walking
     meta = os.path.join(out, "meta.json")
     if os.path.exists(meta):
         with open(meta) as f:
@@ -42,7 +45,7 @@ def dataset(out, n_train, n_val, n_test, seed):
             print("[demo] using the synthetic AVA data already in {}".format(out), flush=True)
             return paths_of(out)
     t0 = time.time()
-    make_synthetic_ava.make(out, n_train, n_val, n_test, seed)
+    make_synthetic_ava.make(out, n_train, n_val, n_test, seed, walking)
     print("[demo] generated {} clips in {:.0f}s into {}".format(n_train + n_val + n_test, time.time() - t0, out),
           flush=True)
     return paths_of(out)

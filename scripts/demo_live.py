@@ -20,7 +20,6 @@ network stream.
 import argparse
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 sys.path.insert(0, os.path.join(ROOT, "data", "dataset", "synthetic"))
 
+import demo_detection  # noqa: E402  (its cached data generation and overrides)
 import make_synthetic_ava  # noqa: E402
 from event_eval import evaluate, read_events  # noqa: E402
 from paddlevideo.errors import UserError, run_cli  # noqa: E402
@@ -41,45 +41,20 @@ DATA = os.path.join(ROOT, "data", "dataset", "synthetic", "ava_live")
 TRAINING = ["TRAIN.epoch=16"]       # the detection demo's recipe, a little longer (walking actors are harder)
 
 
-def data(n_train, n_val, seed=0, walking=0.5):
-    want = {"seed": seed, "train": n_train, "val": n_val, "test": 0, "walking": walking}
-    meta = os.path.join(DATA, "meta.json")
-    if os.path.exists(meta):
-        with open(meta) as f:
-            have = json.load(f)
-            if all(have.get(k) == v for k, v in want.items()):
-                print("[demo] using the synthetic training clips in {}".format(DATA), flush=True)
-                return DATA
-    shutil.rmtree(DATA, ignore_errors=True)
-    make_synthetic_ava.make(DATA, n_train, n_val, 0, seed, walking)
-    print("[demo] generated {} training clips (half with walking actors) into {}".format(n_train + n_val, DATA),
-          flush=True)
-    return DATA
-
-
-def overrides(d):
-    o = ["MODEL.label_map=" + os.path.join(d, "label_map.pbtxt")]
-    for mode, split in (("TRAIN", "train"), ("VALID", "val")):
-        o += ["{}.filelist={}".format(mode, os.path.join(d, split + ".csv")),
-              "{}.proposal_file={}".format(mode, os.path.join(d, split + "_proposals.pkl")),
-              "{}.exclude_file={}".format(mode, os.path.join(d, split + "_excluded.csv")),
-              "{}.data_root={}".format(mode, os.path.join(d, "frames"))]
-    return o
-
-
 def model(out, d, extra):
     """The trained detector's weights (trained now unless this demo left them with the same settings)."""
     save = os.path.join(out, "model")
     w = os.path.join(save, "SLOWFAST_AVA_final.pdparams")
-    want = {"data": json.load(open(os.path.join(d, "meta.json"))), "overrides": extra}
+    with open(os.path.join(d, "meta.json")) as f:
+        want = {"data": json.load(f), "overrides": extra}
     meta = os.path.join(save, "demo_meta.json")
-    if os.path.isfile(w) and os.path.isfile(meta) and json.load(open(meta)) == want:
+    if os.path.isfile(w) and os.path.isfile(meta) and _read_json(meta) == want:
         print("[demo] reusing the detector trained by an earlier run: {}".format(w), flush=True)
         return w
     t0 = time.time()
     cmd = [sys.executable, os.path.join(ROOT, "train.py"), "--config", CONFIG, "--save_dir", save,
            "--valid_interval", "0", "--log_interval", "20"]
-    for o in overrides(d) + extra:
+    for o in demo_detection.overrides(d) + extra:
         cmd += ["-o", o]
     print("[demo] training the demo detector on walking and standing actors ...", flush=True)
     p = subprocess.run(cmd, cwd=ROOT)
@@ -89,6 +64,11 @@ def model(out, d, extra):
         json.dump(want, f)
     print("[demo] trained in {:.0f} s: {}".format(time.time() - t0, w), flush=True)
     return w
+
+
+def _read_json(path):
+    with open(path) as f:
+        return json.load(f)
 
 
 def live(w, d, source, events, summary, extra, render=None, timeout=900, reconnect=None):
@@ -189,7 +169,8 @@ def main(argv):
     a = p.parse_args(argv)
     t0 = time.time()
     os.makedirs(a.out, exist_ok=True)
-    d = data(a.train, a.val)
+    demo_detection.dataset(DATA, a.train, a.val, 0, 0, walking=0.5)
+    d = DATA
     w = model(a.out, d, TRAINING + a.override)
     res = {"weights": w, "config": CONFIG, "detector": DETECTOR}
     streams = {}

@@ -37,6 +37,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..report import log
+from .detect import score_boxes
 from .persons import check_boxes, load_detector
 from .track import Tracker
 
@@ -200,6 +201,7 @@ class LivePipeline:
         self.index = -1
         self.stats = {"frames": 0, "keyframes": 0, "tracks": 0, "events": 0, "bad_detections": 0}
         self.latencies, self.current = [], []          # latency per keyframe (ms); the latest tracks (for render)
+        self.started = None                            # wall clock at the first frame
 
     def set_fps(self, fps):
         """The source's frame rate: the clip's frame offsets around a keyframe follow it (30 fps training rate)."""
@@ -222,6 +224,7 @@ class LivePipeline:
         if frame.ndim != 3 or frame.shape[2] != 3:
             raise UserError("a frame must be an RGB image [H, W, 3] (got shape {})".format(frame.shape))
         arrived = time.perf_counter()
+        self.started = self.started or time.time()
         self.index = self.index + 1 if index is None else int(index)
         t = self.index / self.fps if t is None else float(t)
         self.frames[self.index] = frame
@@ -264,7 +267,7 @@ class LivePipeline:
         self.current = [(tr.track_id, tr.box.copy()) for tr in tracks]
         if tracks:
             boxes = np.stack([tr.box for tr in tracks])
-            probs = _score(self.runner, self._clip(key), boxes, self.m)
+            probs = score_boxes(self.runner, self._clip(key), boxes, self.m)
             for tr, p in zip(tracks, probs):
                 if not in_zones(tr.box, self.zones):
                     p = np.zeros_like(p)
@@ -277,7 +280,9 @@ class LivePipeline:
         self.tracker.finish()
         return self._emit(self.events.end_all(t))
 
-    def summary(self, wall, dropped=0, reconnects=0):
+    def summary(self, wall=None, dropped=0, reconnects=0):
+        """The run's numbers (``wall``: seconds it took; default since the first frame)."""
+        wall = wall if wall is not None else (time.time() - self.started if self.started else 0.0)
         lat = np.array(self.latencies) if self.latencies else np.zeros(1)
         seconds = (self.index + 1) / self.fps
         return {"frames_read": self.stats["frames"] + dropped, "frames_processed": self.stats["frames"],
@@ -358,11 +363,6 @@ def draw_tracks(img, tracks, actions, scale=1):
                         cv2.LINE_AA)
 
 
-def _score(runner, clip, boxes, m):
-    from .detect import score_boxes
-    return score_boxes(runner, clip, boxes, m)
-
-
 def live_cli(cfg, args):
     """``predict.py --live``: the pipeline on ``--source``; events to ``--events`` (``-``: stdout), the summary to
     stderr and ``--output``; returns the exit code.  A source that dies or a bad plugin ends with one line after the
@@ -388,7 +388,7 @@ def live_cli(cfg, args):
     except UserError as e:                          # a plugin's failure: end what started, then report
         failure = str(e)
         pipe.finish()
-        summary = pipe.summary(0.0)
+        summary = pipe.summary()
         summary["error"] = failure
     finally:
         if out is not sys.stdout:
