@@ -12,13 +12,15 @@
 #   bash run.sh export  NAME CONFIG [flags]  -> export.py (static model for Paddle Inference)
 #   bash run.sh live --config C --weights W --source 0|rtsp://...|FILE [--events OUT.jsonl] [flags]
 #                                             -> predict.py --live (person tracks, per-person action events)
+#   bash run.sh serve [--models FILE] [--host 127.0.0.1] [--port 8080] [flags]
+#                                             -> serve.py (HTTP API, web page, streams, events, metrics)
 # Set-up is automatic: the first run creates .venv (unless a virtualenv is active) and installs
 # requirements.txt; it reinstalls only when requirements.txt changes.  On a CUDA machine set
 # PADDLE_PACKAGE=paddlepaddle-gpu (see README).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-usage() { sed -n '2,17p' "$ROOT/run.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "$ROOT/run.sh" | sed 's/^# \{0,1\}//'; }
 
 setup() {
   local env_dir
@@ -89,6 +91,14 @@ case "$mode" in
   test)
     setup
     cd "$ROOT"
+    # the web page's browser test drives Debian's chromium through chromedriver (installed once, when missing)
+    if ! command -v chromedriver >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+      echo "[setup] installing chromium + chromium-driver (the web page's browser test)" >&2
+      SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo -n"
+      { $SUDO apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 ||
+        { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }; } ||
+        echo "[setup] warning: chromium could not be installed; the browser test will say so" >&2
+    fi
     # two workers, a test file each (module fixtures stay in one process); PV_TEST_WORKERS=0 runs serially
     workers=(-n "${PV_TEST_WORKERS:-2}" --dist loadfile)
     [ "${PV_TEST_WORKERS:-2}" = "0" ] && workers=()
@@ -122,9 +132,13 @@ case "$mode" in
     setup
     exec "$PY" "$ROOT/predict.py" --live "$@"
     ;;
+  serve)
+    setup
+    exec "$PY" "$ROOT/serve.py" "$@"
+    ;;
   -h|--help|help) usage ;;
   *)
-    echo "error: unknown mode '$mode'; use one of train, eval, predict, export, live, demo, test" >&2
+    echo "error: unknown mode '$mode'; use one of train, eval, predict, export, live, serve, demo, test" >&2
     exit 2
     ;;
 esac

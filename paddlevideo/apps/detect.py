@@ -84,8 +84,11 @@ def plan_keyframes(num_frames, fps, stride, clip_len, interval):
 
 
 def detect_video(cfg, video_path, stride=1.0, proposals=None, detector=None, threshold=0.5, output=None,
-                 render=None, weights=None, cache_dir=None, backend="auto", cpu_threads=None, exported=None):
-    """Run the detector over ``video_path``; return the result dict (see the module doc)."""
+                 render=None, weights=None, cache_dir=None, backend="auto", cpu_threads=None, exported=None,
+                 runner=None, quiet=False):
+    """Run the detector over ``video_path``; return the result dict (see the module doc).  ``runner``: an
+    already-built runner (e.g. the server's batcher) instead of one made from ``weights``/``backend``;
+    ``quiet``: no per-keyframe log lines (a server)."""
     m = cfg.mode("infer")
     set_device(m.use_gpu)
     if not os.path.isfile(video_path):
@@ -95,8 +98,11 @@ def detect_video(cfg, video_path, stride=1.0, proposals=None, detector=None, thr
         names, _ = read_label_map(label_map_path(cfg))
     boxes_file = read_box_file(proposals) if proposals else None
     person = load_detector(detector) if boxes_file is None or detector else None
-    w = None if exported and not weights else resolve_weights(cfg, weights, cache_dir)
-    runner, used = make_runner(cfg, "infer", w, backend, cpu_threads, cache_dir, exported)
+    if runner is None:
+        w = None if exported and not weights else resolve_weights(cfg, weights, cache_dir)
+        runner, used = make_runner(cfg, "infer", w, backend, cpu_threads, cache_dir, exported)
+    else:
+        used = getattr(runner, "backend", backend)
     cap = cv2.VideoCapture(video_path)
     if not cap.isOpened():
         raise UserError("OpenCV cannot open {}".format(video_path))
@@ -150,7 +156,7 @@ def detect_video(cfg, video_path, stride=1.0, proposals=None, detector=None, thr
     cap.release()
     result["keyframes_without_boxes"] = missing if person is None else 0
     result["keyframes_without_proposals"] = missing
-    for kf in result["keyframes"]:
+    for kf in ([] if quiet else result["keyframes"]):
         acts = "; ".join("[{}] {}".format(", ".join("{:.0f}".format(v) for v in p["box"]),
                                            ", ".join("{} {:.2f}".format(a["label"], a["score"]) for a in p["actions"])
                                            or "-") for p in kf["persons"])

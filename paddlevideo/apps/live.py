@@ -97,14 +97,16 @@ class Events:
         return float(th[action]) if th and action < len(th) else float(self.live.threshold)
 
     def _msg(self, kind, s, track_id, action, t):
-        return {"type": kind, "event_id": s["event_id"], "source": self.source, "track_id": int(track_id),
+        return {"type": kind, "event_id": s["event_id"], "source": self.source,
+                "track_id": None if track_id is None else int(track_id),     # None: a whole-frame event
                 "action_id": int(action), "action": self.names.get(action, str(action)),
                 "score": round(float(s["score"]), 4), "box": [round(float(v), 1) for v in s["box"]],
                 "t": round(float(t), 3), "t_start": round(float(s["t_start"]), 3),
                 "t_end": None if s.get("t_end") is None else round(float(s["t_end"]), 3)}
 
     def observe(self, track_id, box, probs, t):
-        """A track's action probabilities ``probs [num_classes]`` at stream time ``t`` → messages."""
+        """A track's action probabilities ``probs [num_classes]`` at stream time ``t`` → messages (``track_id``
+        None: the whole frame's, a recognition model's)."""
         out = []
         a = self.live.smooth
         for action in self.names:
@@ -170,10 +172,11 @@ class LivePipeline:
         detector: a person detector callable, or the ``--detector`` spec (:func:`.persons.load_detector`).
         zones: polygons (:func:`read_zones`); source: the name events carry; fps: the source's frame rate.
         sinks: callables receiving each event dict as it is produced (a file writer, the server's store, ...).
+        runner: an already-built runner of the model (e.g. the server's batcher shared by its streams).
     """
 
     def __init__(self, cfg, weights=None, backend="auto", detector=None, zones=None, source="stream", fps=FPS,
-                 cpu_threads=None, cache_dir=None, exported=None, sinks=()):
+                 cpu_threads=None, cache_dir=None, exported=None, sinks=(), runner=None):
         from ..config import label_map_path
         from ..annotations.ava import read_label_map
         from ..runtime.backends import make_runner
@@ -187,8 +190,11 @@ class LivePipeline:
         set_device(self.m.use_gpu)
         self.names = read_label_map(label_map_path(cfg))[0] if cfg.MODEL.label_map else {
             c: str(c) for c in range(1, cfg.MODEL.num_classes)}
-        w = None if exported and not weights else resolve_weights(cfg, weights, cache_dir)
-        self.runner, self.backend = make_runner(cfg, "infer", w, backend, cpu_threads, cache_dir, exported)
+        if runner is None:
+            w = None if exported and not weights else resolve_weights(cfg, weights, cache_dir)
+            self.runner, self.backend = make_runner(cfg, "infer", w, backend, cpu_threads, cache_dir, exported)
+        else:
+            self.runner, self.backend = runner, getattr(runner, "backend", backend)
         self.detector_spec = detector if isinstance(detector, str) or detector is None else repr(detector)
         self.detector = load_detector(detector, cache_dir, cpu_threads) if not callable(detector) else detector
         self.zones = zones or []

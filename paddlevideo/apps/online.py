@@ -4,10 +4,12 @@ calls, every step one exported graph on the fast backends.
 ``OnlineRecognizer(cfg, weights=None, backend="auto").step(frame RGB uint8 [H, W, 3]) -> dict`` with ``logits``
 (the raw per-frame logits ``[num_classes]``), ``top_k`` and the smoothed ``label`` (the arg-max of the summed
 logits of the last ``window`` steps, the TSM authors' online demo's rule; ``label_name`` with a label list);
-``.reset()`` starts a new stream (zero caches, empty history).
+``.reset()`` starts a new stream (zero caches, empty history).  Several streams share one recognizer through
+:meth:`OnlineRecognizer.new_state` and :meth:`OnlineRecognizer.step_batch`: their frames advance in one batched
+call, each with its own caches (the server's streams of one model).
 
-The step model (:class:`StepModel`) takes ``(frame [1, 3, S, S], cache_1 … cache_K)`` and returns
-``(logits [1, num_classes], new cache_1 … new cache_K)``: cache k is ``[1, C_k/8, H_k, W_k]``, the first eighth of
+The step model (:class:`StepModel`) takes ``(frame [N, 3, S, S], cache_1 … cache_K)`` and returns
+``(logits [N, num_classes], new cache_1 … new cache_K)`` for N streams: cache k is ``[N, C_k/8, H_k, W_k]``, the first eighth of
 the input channels of the k-th shifting block at the previous frame (zeros after a reset) — exactly what the
 offline online-mode model's shift reads from frame t−1, so the per-frame logits over frames 0..T−1 equal
 ``model.forward_frames`` on those T frames (tested on every backend).
@@ -135,7 +137,8 @@ class OnlineRecognizer:
 
     def _export(self, cfg, weights, size, cache_dir):
         """The step graph, exported once per weights/config/size into the weights cache."""
-        h = hashlib.sha1(json.dumps({"model": dict(cfg.MODEL), "size": size, "paddle": paddle.__version__},
+        h = hashlib.sha1(json.dumps({"model": dict(cfg.MODEL), "size": size, "paddle": paddle.__version__,
+                                     "batch": "dynamic"},
                                     sort_keys=True, default=str).encode())
         if weights:
             with open(weights, "rb") as f:
@@ -147,8 +150,9 @@ class OnlineRecognizer:
         prefix = os.path.join(d, "step")
         if not os.path.exists(prefix + ".pdiparams"):
             t0 = time.time()
-            specs = [paddle.static.InputSpec([1, 3, size, size], "float32", "frame"),
-                     [paddle.static.InputSpec(s, "float32", "cache{}".format(i)) for i, s in enumerate(self.shapes)]]
+            specs = [paddle.static.InputSpec([None, 3, size, size], "float32", "frame"),
+                     [paddle.static.InputSpec([None] + list(s[1:]), "float32", "cache{}".format(i))
+                      for i, s in enumerate(self.shapes)]]
             tmp = d + ".tmp{}".format(os.getpid())
             export_model(self.step_model, os.path.join(tmp, "step"), specs)
             os.makedirs(os.path.dirname(d), exist_ok=True)
@@ -192,9 +196,16 @@ class OnlineRecognizer:
 
     def reset(self):
         """A new stream: zero caches (nothing before the first frame), empty label history."""
-        self.caches = [np.zeros(s, np.float32) for s in self.shapes]
-        self.history = deque(maxlen=self.window)
-        self.steps = 0
+        self.caches, self.history, self.steps = self._fresh()
+
+    def _fresh(self):
+        return [np.zeros(s, np.float32) for s in self.shapes], deque(maxlen=self.window), 0
+
+    def new_state(self):
+        """The state of one more stream stepped by :meth:`step_batch` (its own caches and label history)."""
+        from types import SimpleNamespace
+        caches, history, steps = self._fresh()
+        return SimpleNamespace(caches=caches, history=history, steps=steps)
 
     def transform(self, frame):
         """INFER's transforms on one RGB frame → ``[1, 3, S, S]``: the offline reader's (short side to
@@ -206,16 +217,29 @@ class OnlineRecognizer:
 
     def step(self, frame):
         """One frame (RGB uint8 ``[H, W, 3]``) → ``{"logits", "top_k": [(class, prob)], "label", "label_name"?}``."""
-        if frame is None or np.ndim(frame) != 3 or np.shape(frame)[2] != 3:
-            raise UserError("a frame must be an RGB image [H, W, 3] (got shape {})".format(np.shape(frame)))
-        outs = self._run(self.transform(frame), *self.caches)
-        logits, self.caches = np.asarray(outs[0])[0], [np.asarray(c) for c in outs[1:]]
-        self.history.append(logits)
-        self.steps += 1
-        label = int(np.argmax(np.sum(self.history, axis=0)))
-        p = softmax(logits)
-        top = np.argsort(-p)[:self.topk]
-        out = {"logits": logits, "top_k": [(int(c), float(p[c])) for c in top], "label": label}
-        if self.names:
-            out["label_name"] = self.names[label]
-        return out
+        return self.step_batch([self], [frame])[0]
+
+    def step_batch(self, states, frames):
+        """One frame for each of N streams in one call: ``states`` (from :meth:`new_state`, or the recognizer
+        itself) and their RGB frames ``[H_i, W_i, 3]`` → N results as :meth:`step` returns; each state's caches
+        and history advance.  The frames are transformed one by one (any sizes), stacked ``[N, 3, S, S]``."""
+        for frame in frames:
+            if frame is None or np.ndim(frame) != 3 or np.shape(frame)[2] != 3:
+                raise UserError("a frame must be an RGB image [H, W, 3] (got shape {})".format(np.shape(frame)))
+        x = np.concatenate([self.transform(f) for f in frames])
+        caches = [np.concatenate([st.caches[k] for st in states]) for k in range(len(self.shapes))]
+        outs = self._run(x, *caches)
+        results = []
+        for j, st in enumerate(states):
+            logits = np.asarray(outs[0])[j]
+            st.caches = [np.asarray(c)[j:j + 1] for c in outs[1:]]
+            st.history.append(logits)
+            st.steps += 1
+            label = int(np.argmax(np.sum(st.history, axis=0)))
+            p = softmax(logits)
+            top = np.argsort(-p)[:self.topk]
+            out = {"logits": logits, "top_k": [(int(c), float(p[c])) for c in top], "label": label, "probs": p}
+            if self.names:
+                out["label_name"] = self.names[label]
+            results.append(out)
+        return results

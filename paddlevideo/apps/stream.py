@@ -47,6 +47,7 @@ class FrameReader(threading.Thread):
     """
     open_captures = 0
     _lock = threading.Lock()
+    END = "end of the source"
 
     def __init__(self, source, every=1, reconnect=3, depth=8, retry_delay=1.0, max_delay=10.0, live_depth=1,
                  clock="wall"):
@@ -60,6 +61,7 @@ class FrameReader(threading.Thread):
         self.dropped = self.reconnects = self.failures = 0
         self.error = None
         self.stop_flag = False
+        self.t0 = time.time()
         self.cap = self._open()
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
 
@@ -115,6 +117,7 @@ class FrameReader(threading.Thread):
 
     def run(self):
         index, t0 = 0, time.time()
+        self.t0 = t0               # a live source's frame t was read at wall time t0 + t (clock "wall")
         try:
             while not self.stop_flag:
                 ok, img = self.cap.read() if self.cap is not None else (False, None)
@@ -148,6 +151,15 @@ class FrameReader(threading.Thread):
     def get(self):
         item = self.q.get()
         return None if item is _END else item
+
+    def poll(self):
+        """Non-blocking :meth:`get`: ``(index, t, frame)``, None when no frame is queued yet, or
+        :attr:`FrameReader.END` once the source has ended."""
+        try:
+            item = self.q.get_nowait()
+        except queue.Empty:
+            return None
+        return FrameReader.END if item is _END else item
 
     def close(self, timeout=5.0):
         """Stop reading: the thread ends (a full queue no longer holds it) and the capture is released."""

@@ -95,8 +95,10 @@ def _open(path):
 
 
 def timeline(cfg, video_path, window, stride=None, threshold=0.5, output=None, render=None, weights=None,
-             topk=None, cache_dir=None, backend="auto", cpu_threads=None, exported=None):
+             topk=None, cache_dir=None, backend="auto", cpu_threads=None, exported=None, runner=None):
     """``predict.py --video_path V --window SEC [--stride SEC --threshold P --output F --render OUT.mp4]``.
+    ``runner``: an already-built runner (clips ``[B, T, C, H, W]`` → logits ``[B, K]``, e.g. the server's
+    batcher) instead of one made from ``weights``/``backend``.
 
     Returns ``{"video", "fps", "duration", "num_frames", "window", "stride", "windows": [{"start", "end",
     "top_k": [{"label", "score"}]}], "segments": [{"start", "end", "label", "score"}]}`` (times in seconds)."""
@@ -109,9 +111,10 @@ def timeline(cfg, video_path, window, stride=None, threshold=0.5, output=None, r
     set_device(m.use_gpu)
     names = label_names(cfg)
     k = min(topk or m.topk, m.num_classes)
-    w = None if exported and not weights else resolve_weights(cfg, weights, cache_dir)
+    if runner is None:
+        w = None if exported and not weights else resolve_weights(cfg, weights, cache_dir)
+        runner, _ = make_runner(cfg, "infer", w, backend, cpu_threads, cache_dir, exported)
     cap, fps, count = _open(video_path)
-    runner, _ = make_runner(cfg, "infer", w, backend, cpu_threads, cache_dir, exported)
     plan = plan_windows(count, fps, window, stride)
     wanted = [window_indices(m, s, n) for s, n in plan]
     last_use = {}
