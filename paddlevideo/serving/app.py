@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -333,8 +333,16 @@ def create_app(server):
         return Response(jpg, media_type="image/jpeg")
 
     @app.get("/", include_in_schema=False)
-    def index():
-        return FileResponse(os.path.join(STATIC, "index.html"), headers={"Cache-Control": "no-store"})
+    def index(request: Request):
+        """The web page; opened as ``/?access_token=T`` its assets carry the token too (every route needs it)."""
+        with open(os.path.join(STATIC, "index.html")) as f:
+            html = f.read()
+        token = request.query_params.get("access_token")
+        if token:
+            from urllib.parse import quote
+            for asset in ("static/app.js", "static/style.css"):
+                html = html.replace('"{}"'.format(asset), '"{}?access_token={}"'.format(asset, quote(token)))
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(Guard, server=server)
