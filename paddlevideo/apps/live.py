@@ -85,11 +85,18 @@ def in_zones(box, zones):
 
 
 class Events:
-    """Per track and class: the smoothed score and the start/update/end state machine (see the module doc)."""
+    """Per track and class: the smoothed score and the start/update/end state machine (see the module doc).
+
+    The smoothed scores of a track are one array over the classes; the state machine runs only for the classes
+    that are above their threshold or have an event going (or pending), so a 400-class model costs a vector update
+    per observation, not 400 Python steps."""
 
     def __init__(self, live, names, source):
         self.live, self.names, self.source = live, names, source
-        self.state = {}            # (track_id, action) -> dict
+        self.state = {}            # (track_id, action) -> dict, for the classes in play
+        self.scores = {}           # track_id -> smoothed scores [len(ids)]
+        self.ids = np.array(sorted(names), np.int64)
+        self.thresholds = np.array([self.threshold(int(a)) for a in self.ids], np.float64)
         self.count = 0
 
     def threshold(self, action):
@@ -107,25 +114,32 @@ class Events:
     def observe(self, track_id, box, probs, t):
         """A track's action probabilities ``probs [num_classes]`` at stream time ``t`` → messages (``track_id``
         None: the whole frame's, a recognition model's)."""
-        out = []
+        probs = np.asarray(probs, np.float64).ravel()
+        p = np.where(self.ids < len(probs), probs[np.minimum(self.ids, max(len(probs) - 1, 0))], 0.0) \
+            if len(probs) else np.zeros(len(self.ids))
+        prev = self.scores.get(track_id)
         a = self.live.smooth
-        for action in self.names:
-            p = float(probs[action]) if action < len(probs) else 0.0
-            s = self.state.setdefault((track_id, action), {"score": p, "active": False, "above": None,
-                                                           "below": None})
-            s["score"] = a * p + (1 - a) * s["score"]
-            s["box"] = box
-            th = self.threshold(action)
+        scores = p if prev is None else a * p + (1 - a) * prev
+        self.scores[track_id] = scores
+        hot = set(np.flatnonzero(scores >= self.thresholds).tolist())
+        hot.update(i for i, action in enumerate(self.ids.tolist()) if (track_id, action) in self.state)
+        out = []
+        for i in sorted(hot):
+            action = int(self.ids[i])
+            s = self.state.setdefault((track_id, action), {"active": False, "above": None, "below": None})
+            s["score"], s["box"] = float(scores[i]), box
+            th = float(self.thresholds[i])
             if not s["active"]:
                 if s["score"] >= th:
                     s["above"] = t if s["above"] is None else s["above"]
                     if t - s["above"] >= self.live.min_duration - 1e-9:
                         self.count += 1
                         s.update(active=True, t_start=s["above"], t_end=None, below=None, last=t,
-                                 event_id="{}-{}-{}-{}".format(self.source_tag(), track_id, action, self.count))
+                                 event_id="{}-{}-{}-{}".format(self.source_tag(), "frame" if track_id is None
+                                                               else track_id, action, self.count))
                         out.append(self._msg("start", s, track_id, action, t))
                 else:
-                    s["above"] = None
+                    del self.state[(track_id, action)]          # below and idle: only its score is kept
             else:
                 if s["score"] < th - self.live.hysteresis:
                     s["below"] = t if s["below"] is None else s["below"]
@@ -151,12 +165,14 @@ class Events:
                 if s["active"]:
                     out.append(self._end(s, tid, action, t, t))
                 del self.state[(tid, action)]
+        self.scores.pop(track_id, None)
         return out
 
     def end_all(self, t):
         out = []
-        for tid in sorted({tid for tid, _ in self.state}):
+        for tid in sorted({tid for tid, _ in self.state}, key=lambda x: -1 if x is None else x):
             out += self.end_track(tid, t)
+        self.scores.clear()
         return out
 
     def source_tag(self):

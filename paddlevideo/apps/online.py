@@ -88,9 +88,11 @@ class OnlineRecognizer:
             (also chosen by INFER.precision int8: the step graph quantized, calibrated on frames of INFER.calibration,
             else VALID.filelist, streamed through the fp32 step so that the caches are realistic).
         window: steps whose logits are summed for the smoothed label (12, as the TSM authors' online demo).
+        spin: ONNX Runtime's threads spin between calls (fastest alone; False when decoders share the cores).
     """
 
-    def __init__(self, cfg, weights=None, backend="auto", cpu_threads=None, cache_dir=None, window=12, topk=5):
+    def __init__(self, cfg, weights=None, backend="auto", cpu_threads=None, cache_dir=None, window=12, topk=5,
+                 spin=True):
         m = cfg.mode("infer")
         if m.shift_mode != "online" or not m.shift_ratio:
             raise UserError("the streaming recognizer runs a model trained with the past-only shift: set "
@@ -129,10 +131,10 @@ class OnlineRecognizer:
                 self._run = InferenceRunner(prefix, cpu_threads, all_outputs=True)
             else:
                 onnx_path = to_onnx(prefix)
-                self._run = OnnxRunner(onnx_path, cpu_threads, all_outputs=True)
+                self._run = OnnxRunner(onnx_path, cpu_threads, all_outputs=True, spin=spin)
                 if self.backend == "onnxruntime-int8":
                     onnx_path = self._int8(onnx_path, cfg)
-                    self._run = OnnxRunner(onnx_path, cpu_threads, all_outputs=True)
+                    self._run = OnnxRunner(onnx_path, cpu_threads, all_outputs=True, spin=spin)
         self.reset()
 
     def _export(self, cfg, weights, size, cache_dir):
@@ -219,14 +221,17 @@ class OnlineRecognizer:
         """One frame (RGB uint8 ``[H, W, 3]``) → ``{"logits", "top_k": [(class, prob)], "label", "label_name"?}``."""
         return self.step_batch([self], [frame])[0]
 
-    def step_batch(self, states, frames):
+    def step_batch(self, states, frames, inputs=None):
         """One frame for each of N streams in one call: ``states`` (from :meth:`new_state`, or the recognizer
         itself) and their RGB frames ``[H_i, W_i, 3]`` → N results as :meth:`step` returns; each state's caches
-        and history advance.  The frames are transformed one by one (any sizes), stacked ``[N, 3, S, S]``."""
-        for frame in frames:
-            if frame is None or np.ndim(frame) != 3 or np.shape(frame)[2] != 3:
-                raise UserError("a frame must be an RGB image [H, W, 3] (got shape {})".format(np.shape(frame)))
-        x = np.concatenate([self.transform(f) for f in frames])
+        and history advance.  The frames are transformed one by one (any sizes), stacked ``[N, 3, S, S]``;
+        ``inputs``: their :meth:`transform` outputs ``[1, 3, S, S]`` made elsewhere (e.g. in the readers' threads)."""
+        if inputs is None:
+            for frame in frames:
+                if frame is None or np.ndim(frame) != 3 or np.shape(frame)[2] != 3:
+                    raise UserError("a frame must be an RGB image [H, W, 3] (got shape {})".format(np.shape(frame)))
+            inputs = [self.transform(f) for f in frames]
+        x = np.concatenate(inputs)
         caches = [np.concatenate([st.caches[k] for st in states]) for k in range(len(self.shapes))]
         outs = self._run(x, *caches)
         results = []

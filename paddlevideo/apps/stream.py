@@ -34,7 +34,9 @@ def source_kind(source):
 
 
 class FrameReader(threading.Thread):
-    """Decodes ``source`` in its own thread; :meth:`get` returns ``(index, t, RGB frame)`` or None at the end.
+    """Decodes ``source`` in its own thread; :meth:`get` returns ``(index, t, RGB frame)`` or None at the end
+    (``(index, t, RGB frame, prepare(frame))`` with ``prepare``: per-frame work done in the reader's thread, in
+    parallel with the consumer, e.g. the model's transforms).
 
     Live sources keep a queue of ``live_depth`` frames (when it is full the oldest unread frame is dropped:
     ``dropped`` counts them, so a slow consumer never falls behind by more than the queue); files queue up to
@@ -50,13 +52,14 @@ class FrameReader(threading.Thread):
     END = "end of the source"
 
     def __init__(self, source, every=1, reconnect=3, depth=8, retry_delay=1.0, max_delay=10.0, live_depth=1,
-                 clock="wall"):
+                 clock="wall", prepare=None):
         super().__init__(daemon=True)
         self.source, self.every, self.reconnect, self.retry_delay = source, max(1, int(every)), reconnect, retry_delay
         self.max_delay = max_delay
         self.kind = source_kind(source)
         self.live = self.kind != "file"
         self.clock = clock         # a live source's t: "wall" (seconds since the start) or "frames" (index / fps)
+        self.prepare = prepare     # prepare(RGB frame) runs in this thread; items become (index, t, frame, prepared)
         self.q = queue.Queue(maxsize=max(1, int(live_depth)) if self.live else depth)
         self.dropped = self.reconnects = self.failures = 0
         self.error = None
@@ -134,7 +137,8 @@ class FrameReader(threading.Thread):
                 self.failures = 0
                 if index % self.every == 0:
                     t = index / self.fps if not self.live or self.clock == "frames" else time.time() - t0
-                    item = (index, t, cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+                    rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+                    item = (index, t, rgb) if self.prepare is None else (index, t, rgb, self.prepare(rgb))
                     if self.live and self.q.full():        # the consumer is behind: drop the oldest frame
                         try:
                             self.q.get_nowait()

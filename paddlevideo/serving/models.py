@@ -215,7 +215,8 @@ class ServedModel:
             if self._recognizer is None:
                 from ..apps.online import OnlineRecognizer
                 backend = "onnxruntime" if self.spec["backend"] == "auto" else self.spec["backend"]
-                self._recognizer = OnlineRecognizer(self.cfg, self.weights, backend, self.spec["threads"])
+                self._recognizer = OnlineRecognizer(self.cfg, self.weights, backend, self.spec["threads"],
+                                                    spin=False)     # measured: spinning threads starve the decoders
             return self._recognizer
 
     def close(self):

@@ -12,8 +12,8 @@ own :class:`~paddlevideo.apps.stream.FrameReader` and runs the model the way its
 All kinds write the live pipeline's events (recognition events are whole-frame: ``track_id`` null, the box the
 frame) into the :class:`~.events.EventStore` with a JPEG snapshot, and to the stream's webhook when it has one.
 Live sources queue at most ``buffer`` frames (older ones are dropped and counted); a file is read at its own fps.
-Per stream: frames in/out, fps in/out (the last 2 s), dropped, reconnects, frame-to-label latency p50/p99 (from the
-moment the frame was read to its result), the latest label or tracks, and the latest annotated frame as JPEG.
+Per stream: frames in/out, fps in/out (the last 2 s), dropped, reconnects, frame-to-label latency p50/p99 over the
+last 10 s (from the moment the frame was read to its result), the latest label or tracks, and the latest annotated frame as JPEG.
 """
 import threading
 import time
@@ -32,15 +32,15 @@ NETWORK_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp
 class Stream:
     """One stream's source, counters and latest picture (the kinds below fill them)."""
 
-    def __init__(self, sid, source, model, every, events, webhook, store, buffer, reconnect):
+    def __init__(self, sid, source, model, every, events, webhook, store, buffer, reconnect, prepare=None):
         from ..apps.stream import FrameReader
         self.id, self.source, self.model, self.every = sid, source, model, every
         self.events_on, self.webhook, self.store = events, webhook, store
         self.state, self.error, self.created = "running", None, time.time()
-        self.reader = FrameReader(source, every, reconnect, live_depth=buffer, clock="wall")
+        self.reader = FrameReader(source, every, reconnect, live_depth=buffer, clock="wall", prepare=prepare)
         self.paced = self.reader.kind == "file"         # a file plays at its own fps, like a camera
         self.processed, self.events_count, self.label, self.score = 0, 0, None, None
-        self.latencies = deque(maxlen=2000)
+        self.latencies = deque(maxlen=4000)             # (wall, ms): the stats cover the last 10 s
         self.marks = deque(maxlen=600)                  # (wall, frames in, frames out)
         self.latest, self.seq, self._jpeg = None, 0, (-1, None)
         self.tracks, self.actions = [], {}
@@ -85,7 +85,7 @@ class Stream:
 
     def done_frame(self, frame, t):
         now = time.time()
-        self.latencies.append((now - self.arrival(t)) * 1000)
+        self.latencies.append((now, (now - self.arrival(t)) * 1000))
         self.processed += 1
         self.marks.append((now, self.processed + self.reader.dropped, self.processed))
         with self.lock:
@@ -95,7 +95,7 @@ class Stream:
     # -- events
     def sink(self, event):
         self.events_count += event["type"] == "start"
-        if not self.events_on:
+        if not self.events_on:          # a detection stream's pipeline still emits (its tracks need the rules)
             return
         snap = None
         if self.latest is not None:
@@ -133,7 +133,8 @@ class Stream:
         return self._jpeg[1]
 
     def stats(self):
-        lat = np.array(self.latencies) if self.latencies else None
+        recent = [ms for w, ms in list(self.latencies) if w >= time.time() - 10.0]
+        lat = np.array(recent) if recent else None
         fps_in = fps_out = 0.0
         marks = [m for m in list(self.marks) if m[0] >= time.time() - 2.0]
         if len(marks) >= 2 and marks[-1][0] > marks[0][0]:
@@ -200,7 +201,8 @@ class OnlineStream(Stream):
     def after_step(self, res, frame, t):
         self.label = self.model.names[res["label"]]
         self.score = res["top_k"][0][1] if res["label"] == res["top_k"][0][0] else float(res["probs"][res["label"]])
-        self.rec_events.observe(res["probs"], frame, t)
+        if self.events_on:
+            self.rec_events.observe(res["probs"], frame, t)
         self.done_frame(frame, t)
 
     def finish_events(self):
@@ -242,7 +244,8 @@ class OnlineGroup(threading.Thread):
                 time.sleep(0.002)
                 continue
             try:
-                results = self.rec.step_batch([st.rstate for st, _ in ready], [f for _, (_, _, f) in ready])
+                results = self.rec.step_batch([st.rstate for st, _ in ready], [item[2] for _, item in ready],
+                                              [item[3] for _, item in ready])      # transformed by the readers
             except Exception as e:  # noqa: BLE001  (a step that fails ends these streams with the reason)
                 for st, _ in ready:
                     self.remove(st)
@@ -250,8 +253,8 @@ class OnlineGroup(threading.Thread):
                 continue
             self.steps += len(ready)
             self.batches += 1
-            for (st, (_, t, frame)), res in zip(ready, results):
-                st.after_step(res, frame, t)
+            for (st, item), res in zip(ready, results):
+                st.after_step(res, item[2], item[1])
 
 
 class ThreadStream(Stream):
@@ -313,7 +316,8 @@ class WindowStream(ThreadStream):
         probs = softmax(np.asarray(self.model.batcher(clip[None].astype(np.float32))))[0]
         c = int(np.argmax(probs))
         self.label, self.score = self.model.names[c], float(probs[c])
-        self.rec_events.observe(probs, frame, t)
+        if self.events_on:
+            self.rec_events.observe(probs, frame, t)
         self.done_frame(frame, t)
 
     def finish_events(self):
@@ -386,9 +390,10 @@ class StreamManager:
                     self.max_streams))
         kind = LiveStream if model.task.per_person else OnlineStream if model.online else WindowStream
         sid = uuid.uuid4().hex[:10]
+        prepare = model.recognizer().transform if kind is OnlineStream else None
         try:
             st = kind(sid, source, model, every, events, Webhook(hook) if hook else None, self.store, buffer,
-                      self.reconnect)
+                      self.reconnect, prepare)
         except UserError as e:
             raise ApiError(422, str(e))
         try:
