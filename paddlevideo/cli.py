@@ -95,7 +95,7 @@ def add_precision_args(p):
 def _config_path(args, default):
     """``(config to load, config beside the weights or None)``: ``--config``, else the config written beside
     ``--weights`` (``W.yaml``) or ``--exported`` (``P.yaml``), else ``default``."""
-    from .training.checkpoint import config_beside
+    from .config import config_beside
     beside = config_beside(getattr(args, "exported", None)) or config_beside(getattr(args, "weights", None))
     path = args.config or beside or default
     if path is None:

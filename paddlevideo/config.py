@@ -460,6 +460,15 @@ def complete(cfg):
     return body
 
 
+def config_beside(weights):
+    """The config written beside a checkpoint or an exported model (``W.pdparams`` → ``W.yaml``; an export prefix
+    P → ``P.yaml``), or None."""
+    if not weights or "://" in weights:
+        return None
+    path = (weights[:-len(".pdparams")] if weights.endswith(".pdparams") else weights) + ".yaml"
+    return path if os.path.isfile(path) else None
+
+
 def save_config(cfg, path, note="written by train.py"):
     """Write the complete config (:func:`complete`: every section and key, overrides applied, paths absolute) as
     YAML to ``path`` (atomically)."""

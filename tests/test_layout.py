@@ -78,6 +78,10 @@ def test_who_may_import_whom():
             rule("apps" not in tops, "training imports apps")
         if top == "apps":
             rule("training" not in tops, "apps imports training")
+        if top == "serving":
+            rule(not tops & {"training"}, "serving imports training")
+        else:
+            rule("serving" not in tops, "imports serving (only serve.py does)")
         if top != "cli":
             rule("cli" not in tops, "imports the CLI module")
         rule(not {n for n in every if n.split(".")[0] in CLIS}, "imports a command-line script")

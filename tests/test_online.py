@@ -55,6 +55,32 @@ def test_streamed_frame_logits_equal_the_offline_online_model(saved, name, backe
     np.testing.assert_allclose(rec.step(frames[0])["logits"], got[0], atol=1e-5)
 
 
+def test_streams_stepped_together_equal_each_stream_stepped_alone(saved):
+    """The server's batched tick: per-stream caches, streams joining late, frames of other sizes."""
+    d, models = saved
+    cfg, _, w = models["mv2"]
+    rng = np.random.RandomState(1)
+    a = (rng.rand(6, 64, 80, 3) * 255).astype("uint8")
+    b = (rng.rand(4, 90, 72, 3) * 255).astype("uint8")
+    rec = OnlineRecognizer(cfg, w, backend="onnxruntime", cache_dir=str(d), window=3)
+    alone = []
+    for frames in (a, b):
+        rec.reset()
+        alone.append(np.stack([rec.step(f)["logits"] for f in frames]))
+    sa, sb = rec.new_state(), rec.new_state()
+    got_a, got_b = [], []
+    for t in range(6):
+        if t < 2:                                                  # b joins at the third tick
+            got_a.append(rec.step_batch([sa], [a[t]])[0]["logits"])
+        else:
+            ra, rb = rec.step_batch([sa, sb], [a[t], b[t - 2]], [rec.transform(a[t]), rec.transform(b[t - 2])])
+            got_a.append(ra["logits"])
+            got_b.append(rb["logits"])
+    np.testing.assert_allclose(np.stack(got_a), alone[0], atol=1e-5)
+    np.testing.assert_allclose(np.stack(got_b), alone[1], atol=1e-5)
+    assert sb.steps == 4 and len(sb.history) == 3
+
+
 def test_frames_are_transformed_and_only_online_models_stream(saved):
     d, models = saved
     cfg, model, w = models["mv2"]

@@ -349,6 +349,7 @@ def test_bad_requests_get_the_right_status_and_one_line(server):
                 b"filename=\"a.mp4\"\r\n\r\nabc", {"Content-Type": "multipart/form-data; boundary=x"}), 400, "video"),
         (c.call("POST", "/v1/models/tsm/predict", b"0" * (3 << 20), {"Content-Type": "application/json"}), 413, "limit"),
         (c.call("GET", "/v1/nothing"), 404, "no such route"),
+        (c.call("GET", "/v1/models", headers={"X-Big": "a" * (40 << 10)}), 431, "headers"),
         (c.call("DELETE", "/v1/models"), 405, "not allowed"),
         (c.call("POST", "/v1/models/hurried/predict", {"path": "mmaction2_test.mp4"}), 504, "timeout"),
         (c.call("GET", "/v1/events?limit=0"), 400, "limit"),

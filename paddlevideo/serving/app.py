@@ -5,7 +5,8 @@ model in flight, else **503** with ``Retry-After`` at once) → decoding in a th
 (a file that is not a decodable video: **422**) → the model's :class:`~.batcher.Batcher` (coalesced with other
 requests up to ``max_batch`` clips, waiting at most ``max_wait_ms``) → ``predict.py``'s JSON.  Past ``timeout_s``:
 **504**; a client that disconnects cancels its queued work; an upload over ``--max_upload_mb``: **413**; an unknown
-model, stream or route: **404**; a bad parameter: **400**.  Every error body is ``{"error": "<one line>"}``.
+model, stream or route: **404**; a bad parameter: **400**; request headers over 32 KB: **431**.  Every error body
+is ``{"error": "<one line>"}``.
 With a token (``--token`` or ``PADDLEVIDEO_TOKEN``) every route but ``/healthz`` needs ``Authorization: Bearer
 <token>`` (or ``?access_token=<token>``, for the browser's ``<img>`` and ``EventSource``): **401** otherwise.
 """
@@ -30,6 +31,7 @@ from .batcher import DeadlineExceeded
 from .errors import ApiError, data_path
 from .metrics import Metrics
 
+MAX_HEADER_BYTES = 32 << 10
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
 
@@ -106,6 +108,9 @@ class Guard:
             if server.token and scope["path"] != "/healthz" and not self._authorized(scope):
                 return await _error(401, "missing or wrong token: send Authorization: Bearer <token>",
                                     {"WWW-Authenticate": "Bearer"})(scope, receive, sent)
+            if sum(len(k) + len(v) for k, v in scope["headers"]) > MAX_HEADER_BYTES:
+                return await _error(431, "the request headers are larger than {} KB".format(MAX_HEADER_BYTES >> 10))(
+                    scope, receive, sent)
             length = dict(scope["headers"]).get(b"content-length")
             if length is not None and (not length.isdigit() or int(length) > server.max_upload):
                 return await _error(413 if length.isdigit() else 400,

@@ -120,10 +120,9 @@ class ServedModel:
     """
 
     def __init__(self, name, spec, cache_dir=None, observe=None):
-        from ..config import label_names, load_config, validate
+        from ..config import config_beside, label_names, load_config, validate
         from ..runtime.backends import RunOptions
         from ..runtime.records import open_runner
-        from ..training.checkpoint import config_beside
         from ..tasks import task_for
         from .batcher import Batcher
         self.name, self.spec = name, spec

@@ -24,19 +24,10 @@ import os
 
 import paddle
 
-from ..config import load_config, network_differences, save_config
+from ..config import config_beside, load_config, network_differences, save_config  # noqa: F401  (config_beside: an alias)
 from ..errors import UserError
 
 STATE_EXT = ".state.json"
-
-
-def config_beside(weights):
-    """The config written beside a checkpoint or an exported model (``W.pdparams`` → ``W.yaml``; an export prefix
-    P → ``P.yaml``), or None."""
-    if not weights or "://" in weights:
-        return None
-    path = (weights[:-len(".pdparams")] if weights.endswith(".pdparams") else weights) + ".yaml"
-    return path if os.path.isfile(path) else None
 
 
 def save_checkpoint(save_dir, prefix, model, optimizer, state, cfg=None):

@@ -65,6 +65,39 @@ def markdown(results, source=None):
         out += ["SlowFast-R50 AVA at 256 px with 8 persons: {} s per keyframe (ONNX Runtime). Simultaneous 30-fps "
                 "streams kept in real time (demo model): **{}**.".format(_v(sf, "seconds_per_keyframe"),
                                                                           lv.get("max_realtime_streams")), ""]
+    sv = results.get("serve", {})
+    if sv.get("clips"):
+        c = sv["clips"]
+        out += ["## Serving (serve.py, all traffic on 127.0.0.1)", "",
+                "Clips (TSM-R50 224 px, ONNX Runtime, `{{\"path\"}}` requests on the 5 test clips) vs `eval.py` on "
+                "the same clips and backend: **{}** clips/s offline.".format(c.get("offline_clips_per_s")), ""]
+        out += _table(["clients", "clips/s", "p50 ms", "p99 ms", "answers", "mismatches"],
+                      [(k[1:], _v(c[k], "clips_per_s"), _v(c[k], "p50_ms"), _v(c[k], "p99_ms"),
+                        c[k].get("statuses"), _v(c[k], "mismatches")) for k in ("c1", "c4", "c16") if k in c])
+        out += ["Throughput at 16 clients / offline: **{}** (target >= 0.9).".format(c.get("ratio_at_16")), ""]
+        o, b, r = sv.get("overload", {}), sv.get("bad_requests", {}), sv.get("restart", {})
+        out += ["Overload ({} req/s for {} s, 3x capacity): {} requests, {} ok, {} answered 503, {} other, {} "
+                "mismatches; RSS {} MB idle, {} MB peak.".format(o.get("rate_per_s"), o.get("seconds"),
+                                                                 o.get("requests"), o.get("ok"), o.get("rejected_503"),
+                                                                 o.get("other"), o.get("mismatches"),
+                                                                 o.get("idle_rss_mb"), o.get("peak_rss_mb")), "",
+                "Bad requests: {} sent ({}), healthy after: {}.".format(b.get("sent"), b.get("statuses"),
+                                                                        b.get("healthy_after")), "",
+                "kill -9 under load, restart: {} events acknowledged, {} there after the restart, {} lost; "
+                "integrity {}.".format(r.get("events_acknowledged"), r.get("events_after_restart"), r.get("lost"),
+                                       r.get("integrity_check")), ""]
+        rows = []
+        for key in ("streams", "streams_fp32"):
+            st = sv.get(key)
+            if st:
+                rows.append((st.get("model"), st.get("max_realtime_streams"), st.get("dropped_fraction"),
+                             st.get("p99_latency_ms"), "; ".join("{}: {}".format(t["streams"], "yes" if t["realtime"]
+                                                                                 else "no (p99 {} ms, dropped {})".format(
+                                                                                     t["p99_latency_ms"],
+                                                                                     t["dropped_fraction"]))
+                                                                 for t in st.get("trials", []))))
+        out += ["Simultaneous 25-fps network streams, online TSM-MobileNetV2 224 px, every frame stepped (<= 1 % "
+                "dropped, p99 <= 250 ms):", ""] + _table(["model", "max streams", "dropped", "p99 ms", "trials"], rows)
     if results.get("memory"):
         out += ["## Memory of predict/eval by list length", ""] + _table(
             ["script", "lines", "peak RSS MB", "seconds"],
