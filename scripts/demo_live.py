@@ -50,6 +50,7 @@ def model(out, d, extra):
     meta = os.path.join(save, "demo_meta.json")
     if os.path.isfile(w) and os.path.isfile(meta) and _read_json(meta) == want:
         print("[demo] reusing the detector trained by an earlier run: {}".format(w), flush=True)
+        write_serve_hint(save)
         return w
     t0 = time.time()
     cmd = [sys.executable, os.path.join(ROOT, "train.py"), "--config", CONFIG, "--save_dir", save,
@@ -62,8 +63,16 @@ def model(out, d, extra):
         raise UserError("training the demo detector failed (exit {}); see the log above".format(p.returncode))
     with open(meta, "w") as f:
         json.dump(want, f)
+    write_serve_hint(save)
     print("[demo] trained in {:.0f} s: {}".format(time.time() - t0, w), flush=True)
     return w
+
+
+def write_serve_hint(save):
+    """``serve.yaml`` beside the model: ``bash run.sh serve`` (no --models) runs it with the actors' detector."""
+    with open(os.path.join(save, "serve.yaml"), "w") as f:
+        f.write("# read by serve.py's default models (bash run.sh serve without --models)\ndetector: {}\n".format(
+            DETECTOR))
 
 
 def _read_json(path):

@@ -84,6 +84,23 @@ def test_models_file_errors_name_the_file_model_and_key(tmp_path):
         check_spec("b", {"weights": str(w), "max_batch": True}, "x")
 
 
+def test_default_models_are_the_demos_checkpoints_or_one_line(tmp_path):
+    from paddlevideo.serving.models import default_models
+    with pytest.raises(UserError) as e:
+        default_models(str(tmp_path))
+    assert "run a demo first" in str(e.value)
+    for rel in ("demo/tsm/TSM_final", "demo/tsn/TSN_final", "demo_live/model/SLOWFAST_AVA_final",
+                "quick_demo/checkpoints/TSM_epoch3"):
+        os.makedirs(tmp_path / os.path.dirname(rel), exist_ok=True)
+        (tmp_path / (rel + ".pdparams")).write_bytes(b"x")
+        (tmp_path / (rel + ".yaml")).write_text("MODEL: {}\n")
+    (tmp_path / "demo_live" / "model" / "serve.yaml").write_text("detector: pkg.mod:Detector\nmax_batch: 2\n")
+    specs = default_models(str(tmp_path))
+    assert sorted(specs) == ["demo", "demo-tsn", "demo_live"]          # epoch checkpoints are not served
+    assert specs["demo_live"]["detector"] == "pkg.mod:Detector" and specs["demo_live"]["max_batch"] == 2
+    assert specs["demo-tsn"]["weights"] == str(tmp_path / "demo/tsn/TSN_final.pdparams")
+
+
 def test_paths_must_lie_under_a_data_root_even_through_symlinks(tmp_path):
     root, other = tmp_path / "root", tmp_path / "other"
     root.mkdir()
@@ -119,6 +136,10 @@ def test_event_store_filters_pages_and_retention(tmp_path):
     assert [r["id"] for r in page1 + page2] == list(range(11, 25))
     assert s.snapshot(16) == b"\xff\xd8jpeg" and s.snapshot(15) is None     # id k+1 has one when k % 5 == 0
     assert s.query(since=time.time() + 10) == [] and len(s.query(until=time.time() + 10, limit=100)) == 30
+    s.db.execute("UPDATE events SET wall = wall - 7200 WHERE id <= 20")      # ten of them two hours old
+    s.max_age_s = 3600
+    s.prune()
+    assert s.count() == 20 and min(r["id"] for r in s.query(limit=100)) == 21
     assert s.check() == "ok"
 
 
@@ -176,6 +197,26 @@ class Client:
         if raw:
             return status, payload, hdrs
         return status, (json.loads(payload) if payload[:1] in (b"{", b"[") else payload)
+
+    def raw_head(self, method, path, headers):
+        """Send only the request head (say, a Content-Length over the limit) and read the answer: the server must
+        answer without waiting for the body."""
+        import socket
+        host, port = self.base[len("http://"):].split(":")
+        head = "{} {} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n{}\r\n".format(
+            method, path, host, self.token, "".join("{}: {}\r\n".format(k, v) for k, v in headers.items()))
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(head.encode())
+            data = b""
+            while b"\r\n\r\n" not in data or len(data) < data.index(b"\r\n\r\n") + 4 + int(
+                    next((ln.split(b":")[1] for ln in data.split(b"\r\n") if ln.lower().startswith(b"content-length")),
+                         b"0")):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        status = int(data.split(b" ", 2)[1])
+        return status, json.loads(data.split(b"\r\n\r\n", 1)[1])
 
     def upload(self, path, model, query="", name=None, token=True):
         boundary = "pvboundary123"
@@ -347,7 +388,8 @@ def test_bad_requests_get_the_right_status_and_one_line(server):
         (c.call("POST", "/v1/models/det/predict?timeline=1&window=2", {"path": "mmaction2_test.mp4"}), 400, "detect"),
         (c.call("POST", "/v1/models/tsm/predict", b"--x\r\nContent-Disposition: form-data; name=\"video\"; "
                 b"filename=\"a.mp4\"\r\n\r\nabc", {"Content-Type": "multipart/form-data; boundary=x"}), 400, "video"),
-        (c.call("POST", "/v1/models/tsm/predict", b"0" * (3 << 20), {"Content-Type": "application/json"}), 413, "limit"),
+        (c.raw_head("POST", "/v1/models/tsm/predict", {"Content-Type": "application/json",
+                                                        "Content-Length": str(3 << 20)}), 413, "limit"),
         (c.call("GET", "/v1/nothing"), 404, "no such route"),
         (c.call("GET", "/v1/models", headers={"X-Big": "a" * (40 << 10)}), 431, "headers"),
         (c.call("DELETE", "/v1/models"), 405, "not allowed"),
@@ -407,13 +449,40 @@ def _wait(fn, timeout=60, every=0.2):
     raise AssertionError("timed out waiting")
 
 
+class Hook:
+    """A local webhook receiver (127.0.0.1): the JSON bodies POSTed to it."""
+
+    def __enter__(self):
+        import http.server
+        got = self.got = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:{}/hook".format(self.httpd.server_address[1])
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 def test_streams_step_together_write_events_and_serve_views(server):
     c, tmp, _ = server
     port = _free_port()
     ff = _network_stream(tmp / "data" / "mmaction2_test.mp4", port)
+    hook = Hook().__enter__()
     try:
         time.sleep(0.7)
-        status, net = c.call("POST", "/v1/streams", {"source": "http://127.0.0.1:{}".format(port), "model": "mv2"})
+        status, net = c.call("POST", "/v1/streams", {"source": "http://127.0.0.1:{}".format(port), "model": "mv2",
+                                                     "webhook": hook.url})
         assert status == 201 and net["mode"] == "online"
         status, f = c.call("POST", "/v1/streams", {"source": "eivideo_example.mp4", "model": "mv2"})
         status2, det = c.call("POST", "/v1/streams", {"source": "mmaction2_test.mp4", "model": "det"})
@@ -452,9 +521,14 @@ def test_streams_step_together_write_events_and_serve_views(server):
             status, final = c.call("DELETE", "/v1/streams/" + sid)
             assert status == 200 and final["state"] in ("stopped", "ended"), final
         assert c.call("GET", "/v1/streams")[1]["streams"] == []
+        assert final is not None
     finally:
         ff.kill()
         ff.wait()
+        hook.__exit__()
+    stored = c.call("GET", "/v1/events?stream={}&limit=1000".format(net["id"]))[1]["events"]
+    posted = [(e["event_id"], e["type"], e["stream"]) for e in hook.got]
+    assert posted and posted == [(e["event_id"], e["type"], net["id"]) for e in stored][:len(posted)]
     for sid in (net["id"], f["id"], det["id"]):                   # every start got exactly one end
         evs = c.call("GET", "/v1/events?stream={}&limit=1000".format(sid))[1]["events"]
         starts = {e["event_id"] for e in evs if e["type"] == "start"}

@@ -113,9 +113,9 @@ class EventStore:
 
 
 class Webhook:
-    """POSTs each event (JSON) to ``url`` from its own thread: at most ``attempts`` tries with a doubling back-off,
-    ``timeout`` s each; a queue of ``depth`` events (when full the oldest is dropped and counted) — the pipeline
-    that emits never waits.  ``sent``, ``failed``, ``dropped`` count the outcomes."""
+    """POSTs each event (JSON, with its ``stream``) to ``url`` from its own thread: at most ``attempts`` tries with a
+    doubling back-off, ``timeout`` s each; a queue of ``depth`` events (when full the oldest is dropped and counted)
+    — the pipeline that emits never waits.  ``sent``, ``failed``, ``dropped`` count the outcomes."""
 
     def __init__(self, url, attempts=3, timeout=2.0, backoff=0.5, depth=1000):
         self.url, self.attempts, self.timeout, self.backoff = url, attempts, timeout, backoff
@@ -138,7 +138,7 @@ class Webhook:
                     pass
 
     def _loop(self):
-        while not self._stop:
+        while not (self._stop and self.q.empty()):          # a closing webhook still sends what is queued
             try:
                 event = self.q.get(timeout=0.2)
             except queue.Empty:
@@ -152,7 +152,7 @@ class Webhook:
                     self.sent += 1
                     break
                 except Exception:  # noqa: BLE001  (any failure: retry, then count)
-                    if k + 1 == self.attempts or self._stop:
+                    if k + 1 == self.attempts:
                         self.failed += 1
                         break
                     time.sleep(self.backoff * 2 ** k)
@@ -160,6 +160,7 @@ class Webhook:
     def stats(self):
         return {"url": self.url, "sent": self.sent, "failed": self.failed, "dropped": self.dropped}
 
-    def close(self):
+    def close(self, timeout=5.0):
+        """Stop after sending what is queued (at most ``timeout`` seconds)."""
         self._stop = True
-        self.thread.join(5)
+        self.thread.join(timeout)

@@ -91,7 +91,10 @@ def read_models(path):
 
 def default_models(root):
     """The models the demos trained: every ``*_final.pdparams`` with its ``.yaml`` beside it under ``root``
-    (``output/``), named by its first folder under ``root`` (plus the model's name when a folder holds several)."""
+    (``output/``), named by its first folder under ``root`` (plus the model's name when a folder holds several).
+    A ``serve.yaml`` in the checkpoint's folder adds its keys to the entry (the live demo names its person detector
+    there)."""
+    import yaml
     found = []
     for dirpath, dirs, files in os.walk(root):
         dirs.sort()
@@ -107,7 +110,13 @@ def default_models(root):
         name = rel[0] if len(rel) > 1 else "model"
         if name in out:
             name = "{}-{}".format(name, os.path.basename(w)[:-len("_final.pdparams")].lower())
-        out[name] = check_spec(name, {"weights": w}, "the demos' models")
+        hint = os.path.join(os.path.dirname(w), "serve.yaml")
+        extra = {}
+        if os.path.isfile(hint):
+            with open(hint) as f:
+                extra = yaml.safe_load(f) or {}
+        out[name] = check_spec(name, dict(extra, weights=w), hint if extra else "the demos' models",
+                               os.path.dirname(w))
     return out
 
 
