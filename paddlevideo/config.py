@@ -104,6 +104,9 @@ READER_TABLE = {
     "scale_jitter": Key("ints", [], "TRAIN: [min, max] random short side instead of short_size (SlowFast: "
                         "[256, 320])"),
     "decode_timeout": Key(float, 60.0, "seconds one video may take to decode before it counts as broken"),
+    "decoder": Key(str, "auto", "video files: auto (the cheapest exact path: PyAV decoding only what the chosen frames "
+                   "need, else decord; the same frames as decord) or decord (decord, then OpenCV)",
+                   choices=("auto", "decord")),
     "fixed_ratio": Key(bool, False, "the long side to 4/3 of the short one (PP-TSM's test scale)"),
     "num_clips": Key(int, 1, "test views: temporal clips per video", minimum=1),
     "num_crops": Key(int, 1, "test views: spatial crops per clip (1 centre, 3, 10 with flips)", choices=(1, 3, 10)),

@@ -56,10 +56,10 @@ def test_hanging_decoder_is_skipped_within_the_time_limit(monkeypatch):
         call_with_timeout(lambda: time.sleep(30), 0.5)
     real = dataset_mod.read_frames
 
-    def maybe_hang(path, choose):
+    def maybe_hang(path, choose, decoder="auto"):
         if "eivideo" in path:
             time.sleep(3600)             # a decoder stuck forever
-        return real(path, choose)
+        return real(path, choose, decoder)
     monkeypatch.setattr(dataset_mod, "read_frames", maybe_hang)   # forked workers inherit it
     cfg = load_config(SMALL, ["TEST.decode_timeout=2", "MODEL.seg_num=2"]).mode("test")
     items = [(clip(n), y) for n, y in GOOD]

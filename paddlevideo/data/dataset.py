@@ -68,7 +68,7 @@ class VideoDataset(paddle.io.Dataset):
         elif cfg.format == "rgb_flow":      # two-stream: RGB + flow of the same frames, 5 channels
             frames = read_rgb_flow(path, choose, cfg.flow_root, cfg.flow_method, progress=cfg.mode == "infer")
         else:
-            frames = call_with_timeout(lambda: read_frames(path, choose), cfg.decode_timeout)
+            frames = call_with_timeout(lambda: read_frames(path, choose, cfg.decoder), cfg.decode_timeout)
         try:
             if views:
                 return test_views(frames, cfg), label

@@ -1,7 +1,17 @@
-"""Frame sources: decord, an OpenCV fallback, and the legacy pkl format.
+"""Frame sources: decord, an OpenCV fallback, a cheaper exact path (PyAV), and the legacy pkl format.
 
 Every source decodes only the frames asked for and returns them as ``[K, H, W, 3]`` uint8 RGB.
 A file that no decoder can read raises :class:`VideoError` (the reader counts and skips it).
+
+``decoder: auto`` (the default) first tries :func:`read_frames_fast`: the frame index decord builds (count and
+timestamps) decides which frames are wanted, exactly as today; PyAV then decodes only what those frames need —
+from the last keyframe before each wanted frame (nothing between two such stretches is decoded, as decord's seeks
+do), with the decoder told to drop the non-reference frames that are not wanted (the B-frames nobody needs,
+typically half of an H.264 file's frames) — and stops after the last wanted frame.  It is used only where it is
+exact: the codec and pixel format on the list below (each checked bit for bit against decord on the test clips),
+every packet with a timestamp, and PyAV's frame timestamps equal to decord's index one for one; anything else
+(an AVI without timestamps, an edit list that shifts them, another codec or pixel format, an open GOP, rotation
+metadata, a file over 256 MB, a missing PyAV) goes to decord as before.  ``decoder: decord`` is today's reader (decord, then OpenCV).
 """
 import os
 import pickle
@@ -109,16 +119,188 @@ def decode_errors():
         return kinds
 
 
-def read_frames(path, choose_indices):
+FAST_CODECS = {"h264", "hevc", "vp9", "vp8"}    # bit-exact by their standards; checked against decord (tests/test_decoders.py)
+FAST_PIX_FMTS = {"yuv420p"}
+FAST_MAX_BYTES = 256 << 20    # larger files: decord's seeks read less of the file than this path's two passes
+
+
+def _nal_types(data, codec, length_size):
+    """The NAL unit types of one H.264/HEVC packet (length-prefixed as in MP4/Matroska, or Annex B start codes)."""
+    shift, mask = (1, 0x3F) if codec == "hevc" else (0, 0x1F)
+    out = []
+    if length_size and not data.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")):
+        i = 0
+        while i + length_size < len(data):
+            size = int.from_bytes(data[i:i + length_size], "big")
+            i += length_size
+            if size <= 0 or i + size > len(data):
+                break
+            out.append((data[i] >> shift) & mask)
+            i += size
+        return out
+    for part in data.split(b"\x00\x00\x01")[1:]:
+        if part:
+            out.append((part[0] >> shift) & mask)
+    return out
+
+
+def _closed_keyframe(data, codec, length_size):
+    """Whether decoding can start at this keyframe with every later frame exact (an IDR picture; VP8/VP9 keyframes
+    always are) — an open GOP's I picture (H.264 non-IDR, HEVC CRA/BLA) is not: such videos stay with decord."""
+    if codec == "h264":
+        return 5 in _nal_types(data, codec, length_size)
+    if codec == "hevc":
+        return bool({19, 20} & set(_nal_types(data, codec, length_size)))
+    return True
+
+
+def _keyframe_before(keys, pos, pts, t):
+    """The decode position of the last keyframe at or before decode position ``pos`` whose timestamp is not after
+    ``t`` (a frame shown before its keyframe — an open GOP's leading picture — needs the keyframe before)."""
+    for k in reversed(keys):
+        if k <= pos and pts[k] <= t:
+            return k
+    return None
+
+
+class _Rotated(Exception):
+    pass
+
+
+def read_frames_fast(path, choose_indices):
+    """The frames decord's index-based reader returns, decoding less (see the module doc); None when this video is
+    not one the fast path is exact for (the caller then reads it with decord)."""
+    try:
+        import av
+        import decord
+    except ImportError:
+        return None
+    if os.path.getsize(path) > FAST_MAX_BYTES:
+        return None
+    with av.open(path) as container:
+        if not container.streams.video:
+            return None
+        stream = container.streams.video[0]
+        cc = stream.codec_context
+        if cc.name not in FAST_CODECS or cc.format is None or cc.format.name not in FAST_PIX_FMTS:
+            return None
+        stream.thread_type = "SLICE"
+        cc.thread_count = 1
+        extra = cc.extradata or b""
+        length_size = ((extra[4] & 3) + 1 if cc.name == "h264" and len(extra) > 4 and extra[0] == 1 else
+                       (extra[21] & 3) + 1 if cc.name == "hevc" and len(extra) > 22 and extra[0] == 1 else 0)
+        pts, keys = [], []
+        for pkt in container.demux(stream):
+            if pkt.size == 0:
+                continue
+            if pkt.pts is None:
+                return None
+            if pkt.is_keyframe:
+                if not _closed_keyframe(bytes(pkt), cc.name, length_size):
+                    return None
+                keys.append(len(pts))
+            pts.append(int(pkt.pts))
+        time_base = float(stream.time_base)
+    # decord's index (only for a file this path can take: decord is not touched for the others, whose frames then
+    # come from decord exactly as with decoder: decord)
+    if quiet.enabled():
+        decord.logging.set_level(decord.logging.QUIET)
+    vr = decord.VideoReader(path, num_threads=1)
+    n = len(vr)
+    stamps = vr.get_frame_timestamp(list(range(n)))[:, 0] if n else None
+    del vr
+    order = sorted(pts)
+    if len(order) != n or len(set(order)) != n or not keys:
+        return None
+    if not n or not np.allclose(np.asarray(order, np.float64) * time_base, stamps, atol=1e-4, rtol=0):
+        return None                                   # an edit list or a timestamp quirk: decord's index
+    idx = [int(i) for i in choose_indices(n)]
+    wanted = {order[i]: i for i in set(idx)}
+    position = {p: k for k, p in enumerate(pts)}      # timestamp -> decode position
+    spans = []
+    for t in sorted(wanted, key=position.get):
+        end = position[t]
+        start = _keyframe_before(keys, end, pts, t)
+        if start is None:
+            return None
+        if spans and start <= spans[-1][1] + 1:
+            spans[-1] = [min(spans[-1][0], start), max(spans[-1][1], end)]
+        else:
+            spans.append([start, end])
+    feed = np.zeros(len(pts), bool)
+    for a, b in spans:
+        feed[a:b + 1] = True
+    got = {}
+    try:
+        _decode_spans(av, path, spans, feed, wanted, got)
+    except _Rotated:
+        return None
+    if len(got) != len(wanted):
+        return None
+    return np.stack([got[i] for i in idx])
+
+
+def _av_errors():
+    try:
+        import av
+        return (av.error.FFmpegError, ValueError)
+    except ImportError:
+        return ()
+
+
+def _decode_spans(av, path, spans, feed, wanted, got):
+    """The second pass: feed the decoder the packets of ``feed`` (decode positions), dropping the non-reference
+    frames that are not wanted; ``got[index] = RGB frame`` for the wanted timestamps (``wanted``: pts -> index)."""
+    def take(frames):
+        for f in frames:
+            if f.rotation:                                # decord ignores rotation metadata; keep its frames exactly
+                raise _Rotated()
+            i = wanted.get(f.pts)
+            if i is not None and i not in got:
+                got[i] = f.to_ndarray(format="rgb24")
+    with av.open(path) as container:                      # from the start again (no seek semantics involved)
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"
+        cc = stream.codec_context
+        cc.thread_count = 1
+        k, fed_last = -1, False
+        for pkt in container.demux(stream):
+            if pkt.size == 0:
+                continue
+            k += 1
+            if k > spans[-1][1]:
+                break
+            if not feed[k]:
+                if fed_last:                              # a gap: finish the stretch, forget its references
+                    take(cc.decode(None))
+                    cc.flush_buffers()
+                fed_last = False
+                continue
+            cc.skip_frame = "DEFAULT" if pkt.pts in wanted else "NONREF"
+            take(cc.decode(pkt))
+            fed_last = True
+        cc.skip_frame = "DEFAULT"
+        take(cc.decode(None))
+
+
+def read_frames(path, choose_indices, decoder="auto"):
     """Decode the frames chosen by ``choose_indices(num_frames)`` from a video file.
 
-    decord first; OpenCV for files decord cannot open or decode (it counts the frames that really
-    decode, so a header that promises more frames than the file holds is handled).  Returns
-    ``[K, H, W, 3]`` uint8 RGB; raises :class:`VideoError`.
+    ``decoder`` auto: :func:`read_frames_fast` where it is exact, else as decord; decord: decord first, OpenCV for
+    files decord cannot open or decode (it counts the frames that really decode, so a header that promises more
+    frames than the file holds is handled).  Returns ``[K, H, W, 3]`` uint8 RGB; raises :class:`VideoError`.
     """
     if os.path.exists(path) and not os.path.isfile(path):
         raise VideoError("not a regular file")
     sniff(path)
+    if decoder == "auto":
+        try:
+            with quiet.hidden():
+                frames = read_frames_fast(path, choose_indices)
+            if frames is not None:
+                return frames
+        except decode_errors() + _av_errors():            # decord decides, and reports, what PyAV could not read
+            pass
     errors = []
     for reader in (read_frames_decord, read_frames_opencv):
         try:
