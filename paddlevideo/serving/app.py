@@ -152,13 +152,15 @@ PREDICT_DOC = {"requestBody": {"content": {
 
 def create_app(server):
     """The FastAPI app of ``server`` (:class:`Server`)."""
-    app = FastAPI(title="PaddleVideo serving", version="1",
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app):
+        server.loop, server.wake = asyncio.get_running_loop(), asyncio.Event()
+        yield
+    app = FastAPI(title="PaddleVideo serving", version="1", lifespan=lifespan,
                   description="Action recognition and per-person action detection over HTTP: clips, live streams, "
                               "events.  Errors are {\"error\": \"one line\"}.")
-
-    @app.on_event("startup")
-    async def _startup():
-        server.loop, server.wake = asyncio.get_running_loop(), asyncio.Event()
 
     @app.exception_handler(ApiError)
     async def _api_error(request, e):
