@@ -322,12 +322,19 @@ def test_health_models_and_the_token(server):
     assert c.call("GET", "/openapi.json")[1]["paths"]["/v1/models/{name}/predict"]
 
 
-def test_clips_equal_predict_py_and_requests_are_batched(server):
+@pytest.fixture(scope="module")
+def cli_record(server):
+    """predict.py's record for mmaction2_test.mp4 with the served tsm model (run once)."""
     c, tmp, _ = server
     out = tmp / "cli.json"
     run_cli("predict.py", "--weights", tmp / "models" / "tsm.pdparams", "--video_path",
             tmp / "data" / "mmaction2_test.mp4", "--output", out)
-    want = json.loads(out.read_text())[0]
+    return json.loads(out.read_text())[0]
+
+
+def test_clips_equal_predict_py_and_requests_are_batched(server, cli_record):
+    c, tmp, _ = server
+    want = cli_record
     status, got = c.upload(tmp / "data" / "mmaction2_test.mp4", "tsm")
     assert status == 200 and got["video"] == "mmaction2_test.mp4"
     same_top_k(got, want)
@@ -538,7 +545,7 @@ def test_streams_step_together_write_events_and_serve_views(server):
     assert det_events and all(e["track_id"] == 1 for e in det_events)          # the Fixed detector's person
 
 
-def test_the_web_page_in_headless_chromium(server):
+def test_the_web_page_in_headless_chromium(server, cli_record):
     """A real browser uploads a clip and sees predict.py's top label; adds a network stream, sees its picture change
     and an event row appear."""
     if not shutil.which("chromedriver"):
@@ -547,10 +554,7 @@ def test_the_web_page_in_headless_chromium(server):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
     c, tmp, _ = server
-    out = tmp / "cli_eivideo.json"
-    run_cli("predict.py", "--weights", tmp / "models" / "tsm.pdparams", "--video_path",
-            tmp / "data" / "eivideo_example.mp4", "--output", out)
-    want = json.loads(out.read_text())[0]["top_k"][0]["label"]
+    want = cli_record["top_k"][0]["label"]
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -566,7 +570,7 @@ def test_the_web_page_in_headless_chromium(server):
         wait = WebDriverWait(drv, 60)
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#predict-model option")) == 5)
         Select(drv.find_element(By.ID, "predict-model")).select_by_value("tsm")
-        drv.find_element(By.ID, "predict-file").send_keys(str(tmp / "data" / "eivideo_example.mp4"))
+        drv.find_element(By.ID, "predict-file").send_keys(str(tmp / "data" / "mmaction2_test.mp4"))
         drv.find_element(By.ID, "predict-button").click()
         top = wait.until(lambda d: d.find_elements(By.ID, "top1"))[0]
         assert top.text == want

@@ -10,6 +10,13 @@ def _v(r, key):
     return r.get("error", "") if v is None and "error" in r else ("" if v is None else v)
 
 
+def _pair(r, key):
+    """``auto / decord`` of a reader measurement (``key`` and ``key_decord``), or the row's error."""
+    if isinstance(r, dict) and "error" in r:
+        return r["error"]
+    return "{} / {}".format(_v(r, key), _v(r, key + "_decord"))
+
+
 def _table(head, rows):
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + [
         "| " + " | ".join(str(c) for c in row) + " |" for row in rows] + [""]
@@ -35,9 +42,8 @@ def markdown(results, source=None):
         out += _table(
             ["backend", "reader CPU-s/clip (auto / decord)", "ratio", "model CPU-s/clip", "end to end clips/s "
              "(auto / decord)", "ratio", "share of the CPU-time bound", "reader clips/s", "model clips/s"],
-            [(k, "{} / {}".format(_v(r, "reader_cpu_s_per_clip"), _v(r, "reader_cpu_s_per_clip_decord")),
-              _v(r, "reader_cpu_over_decord"), _v(r, "model_cpu_s_per_clip"),
-              "{} / {}".format(_v(r, "end_to_end_clips_per_s"), _v(r, "end_to_end_clips_per_s_decord")),
+            [(k, _pair(r, "reader_cpu_s_per_clip"), _v(r, "reader_cpu_over_decord"), _v(r, "model_cpu_s_per_clip"),
+              _pair(r, "end_to_end_clips_per_s"),
               _v(r, "end_to_end_over_decord"), _v(r, "cpu_bound_share"), _v(r, "reader_clips_per_s"),
               _v(r, "model_clips_per_s"))
              for k, r in rd.items() if k != "train_transforms"])
