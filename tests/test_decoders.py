@@ -69,7 +69,6 @@ def clips(tmp_path_factory):
 
 SAMPLINGS = {
     "segments (TSM test)": lambda n: segment_indices(n, 8, 1, False),
-    "segments (training, random)": lambda n: segment_indices(n, 8, 1, True, np.random.default_rng(n)),
     "dense 32x2 (SlowFast)": lambda n: dense_indices(n, 32, 2, False),
     "first and last": lambda n: [0, n - 1],
     "repeated and unsorted": lambda n: [n // 2, 0, n // 2, max(n - 2, 0)],

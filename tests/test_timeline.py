@@ -99,7 +99,7 @@ def test_long_video_timeline_streams(tmp_path):
     paddle.save(model.state_dict(), str(w))
     short, long_ = tmp_path / "short.avi", tmp_path / "long.avi"
     make_long_video(short, 20)
-    n = make_long_video(long_, 240)                                  # 4 minutes, 7,000+ frames (~1.6 GB decoded)
+    n = make_long_video(long_, 120)                                  # 2 minutes, 3,600 frames (~0.8 GB decoded)
     common = ["--config", TSM_SMALL, "--weights", w, "--window", 4, "--stride", 2, "--cache_dir", tmp_path / "c"]
     for o in OPTS:
         common += ["-o", o]
