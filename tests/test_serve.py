@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA, ROOT, run_cli
-from paddlevideo import UserError
+from paddlevideo import UserError, load_config
 from paddlevideo.serving.batcher import Batcher, DeadlineExceeded
 from paddlevideo.serving.errors import ApiError, data_path
 from paddlevideo.serving.events import EventStore
@@ -237,18 +237,17 @@ def same_top_k(a, b):
 
 def make_models(d):
     """Tiny random-weight checkpoints with their configs beside them (as train.py writes them)."""
-    code = ("import sys, os; sys.path.insert(0, {root!r})\n"
-            "from paddlevideo.cli import configure_process; configure_process()\n"
-            "import paddle\nfrom paddlevideo import build_model, load_config\n"
-            "from paddlevideo.config import save_config\n"
-            "for name, config, over in {jobs!r}:\n"
-            "    cfg = load_config(os.path.join({root!r}, 'configs', config), over)\n"
-            "    paddle.seed(0); m = build_model(cfg); m.eval()\n"
-            "    paddle.save(m.state_dict(), os.path.join({d!r}, name + '.pdparams'))\n"
-            "    save_config(cfg, os.path.join({d!r}, name + '.yaml'))\n").format(
-        root=ROOT, d=str(d), jobs=[("tsm", "tsm_small.yaml", SMALL_TSM), ("mv2", "pptsm_mv2_online.yaml", SMALL_MV2),
-                                   ("det", "demo_detection.yaml", SMALL_DET)])
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+    import paddle
+    from paddlevideo import build_model
+    from paddlevideo.config import save_config
+    for name, config, over in (("tsm", "tsm_small.yaml", SMALL_TSM), ("mv2", "pptsm_mv2_online.yaml", SMALL_MV2),
+                               ("det", "demo_detection.yaml", SMALL_DET)):
+        cfg = load_config(os.path.join(ROOT, "configs", config), over)
+        paddle.seed(0)
+        m = build_model(cfg)
+        m.eval()
+        paddle.save(m.state_dict(), str(d / (name + ".pdparams")))
+        save_config(cfg, str(d / (name + ".yaml")))
 
 
 def start_server(tmp, port, models_yaml, extra=()):
