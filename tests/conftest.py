@@ -50,6 +50,14 @@ def released_layout_file(model, layout_name, path, scale=0.01):
     return state
 
 
+def free_port():
+    """A TCP port free on 127.0.0.1 now (for a local server a test starts)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def rank_pid(log_dir, rank):
     """The pid of the launched process with PADDLE_TRAINER_ID == rank of this launch (read from /proc)."""
     for pid in os.listdir("/proc"):

@@ -5,7 +5,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, free_port
 from paddlevideo import UserError, build_model, load_config
 from paddlevideo.data import transforms
 from paddlevideo.data.transforms import normalize_pack
@@ -103,15 +103,6 @@ def _ffmpeg():
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def _free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_predict_online_on_a_file_writes_one_line_per_step(saved, tmp_path):
     import json
     from conftest import clip, run_cli
@@ -139,7 +130,7 @@ def test_a_network_stream_that_stops_is_retried_then_reported_in_one_line(saved,
     from conftest import clip, run_cli
     d, models = saved
     cfg, model, w = models["mv2"]
-    port = _free_port()
+    port = free_port()
     url = "http://127.0.0.1:{}".format(port)
     server = subprocess.Popen([_ffmpeg(), "-loglevel", "error", "-re", "-i", clip("arm_wrestling.mp4"), "-t", "2",
                                "-c:v", "mpeg4", "-q:v", "5", "-f", "mpegts", "-listen", "1", url],
@@ -220,7 +211,7 @@ def test_reconnects_count_consecutive_failures_with_back_off(tmp_path):
     import time
     from conftest import clip
     from paddlevideo.engine.stream import FrameReader
-    port = _free_port()
+    port = free_port()
     url = "http://127.0.0.1:{}".format(port)
     restarts, stop = [], threading.Event()
 

@@ -16,7 +16,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from conftest import DATA, ROOT, run_cli
+from conftest import DATA, ROOT, free_port, run_cli
 from paddlevideo import UserError, load_config
 from paddlevideo.serving.batcher import Batcher, DeadlineExceeded
 from paddlevideo.serving.errors import ApiError, data_path
@@ -168,15 +168,6 @@ def test_acknowledged_events_survive_a_killed_writer(tmp_path):
 
 # -- one server for the rest ----------------------------------------------------------------------------------
 
-def _free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Client:
     def __init__(self, base, token=TOKEN):
         self.base, self.token = base, token
@@ -296,7 +287,7 @@ def server(tmp_path_factory):
         "det: {weights: models/det.pdparams, detector: 'live_plugins:Fixed'}\n"
         "tight: {weights: models/tsm.pdparams, max_batch: 1, max_wait_ms: 0, max_queue: 1}\n"
         "hurried: {weights: models/tsm.pdparams, timeout_s: 0.001}\n")
-    port = _free_port()
+    port = free_port()
     p, c = start_server(tmp, port, tmp / "models.yaml")
     yield c, tmp, p
     stop(p)
@@ -482,7 +473,7 @@ class Hook:
 
 def test_streams_step_together_write_events_and_serve_views(server):
     c, tmp, _ = server
-    port = _free_port()
+    port = free_port()
     ff = _network_stream(tmp / "data" / "mmaction2_test.mp4", port)
     hook = Hook().__enter__()
     try:
@@ -562,7 +553,7 @@ def test_the_web_page_in_headless_chromium(server, cli_record):
         opts.add_argument(a)
     from selenium.webdriver.chrome.service import Service
     drv = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
-    port = _free_port()
+    port = free_port()
     ff = _network_stream(tmp / "data" / "mmaction2_test.mp4", port)
     try:
         drv.get(c.base + "/?access_token=" + TOKEN)

@@ -46,6 +46,7 @@ class Stream:
         self.tracks, self.actions = [], {}
         self.stop_flag = False
         self.lock = threading.Lock()
+        self._held = None                               # a file's next frame, read but not yet due
 
     # -- frames
     def start(self):
@@ -59,7 +60,7 @@ class Stream:
     def poll(self):
         """The next frame due now: ``(index, t, frame)``, None (nothing yet) or ``FrameReader.END``."""
         from ..apps.stream import FrameReader
-        if getattr(self, "_held", None) is None:
+        if self._held is None:
             item = self.reader.poll()
             if item is None or item is FrameReader.END:
                 return item
@@ -76,8 +77,7 @@ class Stream:
             item = self.poll()
             if item is not None:
                 return item
-            held = getattr(self, "_held", None)
-            due = self.arrival(held[1]) - time.time() if held is not None else 0.003
+            due = self.arrival(self._held[1]) - time.time() if self._held is not None else 0.003
             if time.time() > end:
                 return None
             time.sleep(min(max(due, 0.001), 0.02))
