@@ -212,7 +212,7 @@ class LivePipeline:
         else:
             self.runner, self.backend = runner, getattr(runner, "backend", backend)
         self.detector_spec = detector if isinstance(detector, str) or detector is None else repr(detector)
-        self.detector = load_detector(detector, cache_dir, cpu_threads) if not callable(detector) else detector
+        self.detector = load_detector(detector, cache_dir, cpu_threads)
         self.zones = zones or []
         self.source, self.sinks = str(source), list(sinks)
         lv = self.live

@@ -140,7 +140,10 @@ class PaddleDetectionPersons:
 
 def load_detector(spec, cache_dir=None, cpu_threads=None):
     """``--detector``: None → HOG; ``ppdet:DIR|URL[#md5=HEX]`` → :class:`PaddleDetectionPersons`;
-    ``module:attribute`` → that callable (a class is instantiated without arguments)."""
+    ``module:attribute`` → that callable (a class is instantiated without arguments); a detector already built (a
+    callable) is returned as it is."""
+    if callable(spec):
+        return spec
     if not spec:
         return HOGPersonDetector()
     if spec.startswith("ppdet:"):

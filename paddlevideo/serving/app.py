@@ -232,7 +232,7 @@ def create_app(server):
                                                       threshold, topk)
                 if model.task.per_person:
                     return await loop.run_in_executor(server.pool, model.detect, path, video, stride or 1.0,
-                                                      threshold, model.spec.get("detector"))
+                                                      threshold)
                 views = await loop.run_in_executor(server.pool, model.decode, path)
                 out = await asyncio.wrap_future(model.batcher.submit(views, deadline=deadline))
                 return model.record(out, video, topk)

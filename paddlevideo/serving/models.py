@@ -160,7 +160,7 @@ class ServedModel:
         self.batcher = Batcher(runner, spec["max_batch"], spec["max_wait_ms"], observe=observe, name=name)
         self.batcher.backend = self.backend
         self.online = bool(self.m.shift_mode == "online" and self.m.shift_ratio) and not self.task.per_person
-        self._recognizer, self._lock = None, threading.Lock()
+        self._recognizer, self._persons, self._lock = None, None, threading.Lock()
         self.inflight = 0
 
     def describe(self):
@@ -203,10 +203,24 @@ class ServedModel:
         batch = [(np.array([0]), np.array([-1]), np.asarray(outputs)[None], [])]
         return next(video_records(batch, [(video, -1)], None, self.m.average, k, names, labelled=False))
 
-    def detect(self, path, video, stride=1.0, threshold=0.5, detector=None):
+    def persons(self):
+        """The entry's person detector (``detector``, default HOG), built once and shared by the clip requests;
+        calls are serialised (a Paddle Inference predictor is not thread-safe).  Streams build their own."""
+        from ..apps.persons import load_detector
+        with self._lock:
+            if self._persons is None:
+                det, lock = load_detector(self.spec["detector"], cpu_threads=self.spec["threads"]), threading.Lock()
+
+                def persons(frame):
+                    with lock:
+                        return det(frame)
+                self._persons = persons
+            return self._persons
+
+    def detect(self, path, video, stride=1.0, threshold=0.5):
         """Keyframes → persons → actions for one video (``predict.py`` on a detection config)."""
         from ..apps.detect import detect_video
-        res = detect_video(self.cfg, path, stride, detector=detector, threshold=threshold, runner=self.batcher,
+        res = detect_video(self.cfg, path, stride, detector=self.persons(), threshold=threshold, runner=self.batcher,
                            quiet=True)
         res["video"] = video
         return res
